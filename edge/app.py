@@ -1,0 +1,115 @@
+"""Assembly: which processors a stream gets, and the sinks every run uses.
+
+The CLI commands (``edge demo``, ``edge replay``, ``edge evaluate``, ``edge
+bench``) and the daemon all build their pipeline here, so they run exactly
+the same detection code.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.clock import Clock
+from edge.config import EdgeConfig
+from edge.detect.ecg import QrsProcessor
+from edge.detect.rate import HeartRateProcessor, RateRules
+from edge.pipeline import Output, Pipeline, PipelineStats, Processor, StreamContext
+from edge.sources.base import Source
+from edge.store.outbox import Outbox, OutboxSink
+from edge.trace.recordings import ECG_LEADS
+from edge.types import Beat, Block, Episode, Gap, VitalKind, VitalSample
+
+_ECG_STREAMS = {"ecg", "ekg"}
+
+
+def is_ecg_stream(ctx: StreamContext, channel_names: Sequence[str] = ()) -> bool:
+    if ctx.key.stream.lower() in _ECG_STREAMS:
+        return True
+    return any(name.upper() in ECG_LEADS for name in channel_names)
+
+
+def processor_factory(config: EdgeConfig):  # type: ignore[no-untyped-def]
+    """The per-stream processors of the standard pipeline."""
+
+    def build(ctx: StreamContext) -> Sequence[Processor]:
+        if not is_ecg_stream(ctx):
+            return []
+        return [
+            QrsProcessor(ctx, config.qrs),
+            HeartRateProcessor(ctx, config.heart_rate),
+            RateRules(ctx, config.rate_rules, config.heart_rate),
+        ]
+
+    return build
+
+
+@dataclass
+class Summary:
+    """What a run found: beats, heart rate, gaps and episodes (the demo's report)."""
+
+    beats: int = 0
+    beat_index: list[int] = field(default_factory=list)
+    heart_rates: list[float] = field(default_factory=list)
+    gaps: int = 0
+    episodes: dict[str, Episode] = field(default_factory=dict)  # latest revision by id
+    keep_beats: bool = True
+
+    def episodes_by_kind(self) -> dict[str, int]:
+        return dict(Counter(ep.kind for ep in self.episodes.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        hr = np.asarray(self.heart_rates) if self.heart_rates else None
+        return {
+            "beats": self.beats,
+            "heart_rate_bpm": None if hr is None else {
+                "min": round(float(hr.min()), 1), "max": round(float(hr.max()), 1),
+                "mean": round(float(hr.mean()), 1), "n": int(hr.size)},
+            "gaps": self.gaps,
+            "episodes_by_kind": self.episodes_by_kind(),
+            "episodes": [ep.to_dict() for ep in sorted(self.episodes.values(),
+                                                         key=lambda e: e.onset_index)],
+        }
+
+
+class SummarySink:
+    """Collects a :class:`Summary` from the pipeline's outputs."""
+
+    def __init__(self, keep_beats: bool = True) -> None:
+        self.summary = Summary(keep_beats=keep_beats)
+
+    async def handle(self, item: Output) -> None:
+        s = self.summary
+        if isinstance(item, Beat):
+            s.beats += 1
+            if s.keep_beats:
+                s.beat_index.append(item.index)
+        elif isinstance(item, VitalSample) and item.kind is VitalKind.HEART_RATE:
+            s.heart_rates.append(item.value)
+        elif isinstance(item, Gap):
+            s.gaps += 1
+        elif isinstance(item, Episode):
+            s.episodes[item.id] = item
+
+    async def close(self) -> None:
+        return None
+
+
+async def run_pipeline(source: Source, config: EdgeConfig, *, clock: Clock | None = None,
+                       outbox: Outbox | None = None, keep_beats: bool = True,
+                       on_block: Callable[[Block], None] | None = None,
+                       ) -> tuple[PipelineStats, Summary]:
+    """Run one source through the standard pipeline; return its stats and summary."""
+    summary = SummarySink(keep_beats=keep_beats)
+    sinks: list[Any] = [summary]
+    if outbox is not None:
+        sinks.append(OutboxSink(outbox))
+    pipeline = Pipeline(processor_factory(config), sinks, config.pipeline,
+                        clock or getattr(source, "clock", None))
+    pipeline.on_block = on_block
+    stats = await pipeline.run(source)
+    return stats, summary.summary

@@ -1,0 +1,92 @@
+"""Pipeline benchmark: real-time factor, overhead over the bare detector, latency, memory.
+
+Timings are ratios measured in one run against a baseline on the same data
+(the machines are shared and noisy), never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.app import run_pipeline
+from edge.clock import VirtualClock
+from edge.config import EdgeConfig
+from edge.dsp.qrs import ecg_peaks
+from edge.sources.open import DEFAULT_START_WALL
+from edge.sources.replay import RecordingSource
+from edge.trace.recordings import Recording, load_wfdb
+
+
+def default_record() -> Path:
+    data = Path(os.environ.get("EDGE_DATA_DIR", Path.cwd().parent / "shared" / "data"))
+    return data / "mitdb" / "100"
+
+
+def _peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _bare_kernel_seconds(rec: Recording, block: int, config: EdgeConfig) -> float:
+    """The detector alone, fed the same blocks: the floor the pipeline is measured against."""
+    from edge.dsp.qrs import QrsDetector
+
+    det = QrsDetector(rec.fs, config.qrs)
+    sig = rec.signal[:, 0]
+    t0 = time.perf_counter()
+    for start in range(0, sig.size, block):
+        det.process(sig[start:start + block])
+    det.flush()
+    return time.perf_counter() - t0
+
+
+def run_bench(record: str | Path | None = None, repeats: int = 3,
+              config: EdgeConfig | None = None) -> dict[str, Any]:
+    cfg = config or EdgeConfig()
+    path = Path(record) if record else default_record()
+    rec = load_wfdb(path, annotator=None)
+    block = max(1, int(round(cfg.pipeline.replay_block_s * rec.fs)))
+    pipe_times, kernel_times, latencies = [], [], []
+    beats = 0
+    for _ in range(repeats):
+        kernel_times.append(_bare_kernel_seconds(rec, block, cfg))
+        src = RecordingSource(rec, block_s=cfg.pipeline.replay_block_s,
+                              clock=VirtualClock(start_wall=DEFAULT_START_WALL))
+        t0 = time.perf_counter()
+        stats, summary = asyncio.run(run_pipeline(src, cfg, keep_beats=False))
+        pipe_times.append(time.perf_counter() - t0)
+        latencies.extend(stats.latency_s)
+        beats = summary.beats
+    whole = time.perf_counter()
+    ecg_peaks(rec.signal[:, 0], rec.fs, cfg.qrs)
+    whole = time.perf_counter() - whole
+    pipe = float(np.median(pipe_times))
+    kernel = float(np.median(kernel_times))
+    lat = np.asarray(latencies) * 1e3
+    return {
+        "record": str(path),
+        "signal_seconds": round(rec.duration_s, 1),
+        "fs": rec.fs,
+        "block_samples": block,
+        "repeats": repeats,
+        "beats": beats,
+        "pipeline_seconds": round(pipe, 4),
+        "kernel_seconds": round(kernel, 4),
+        "whole_array_kernel_seconds": round(whole, 4),
+        "real_time_factor": round(rec.duration_s / pipe, 1),
+        "overhead_ratio": round(pipe / kernel, 3),
+        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 4),
+                       "p99": round(float(np.percentile(lat, 99)), 4),
+                       "max": round(float(lat.max()), 4)},
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "python": sys.version.split()[0],
+        "machine": os.uname().machine,
+    }
