@@ -36,7 +36,7 @@ def _peak_rss_mb() -> float:
 
 
 def _bare_kernel_seconds(rec: Recording, block: int, config: EdgeConfig) -> float:
-    """The detector alone, fed the same blocks: the floor the pipeline is measured against."""
+    """The detector alone, fed the same chunks the pipeline feeds it (its windows)."""
     from edge.dsp.qrs import QrsDetector
 
     det = QrsDetector(rec.fs, config.qrs)
@@ -54,10 +54,11 @@ def run_bench(record: str | Path | None = None, repeats: int = 3,
     path = Path(record) if record else default_record()
     rec = load_wfdb(path, annotator=None)
     block = max(1, int(round(cfg.pipeline.replay_block_s * rec.fs)))
+    window = max(1, int(round(cfg.pipeline.window_s * rec.fs)))
     pipe_times, kernel_times, latencies = [], [], []
     beats = 0
     for _ in range(repeats):
-        kernel_times.append(_bare_kernel_seconds(rec, block, cfg))
+        kernel_times.append(_bare_kernel_seconds(rec, window, cfg))
         src = RecordingSource(rec, block_s=cfg.pipeline.replay_block_s,
                               clock=VirtualClock(start_wall=DEFAULT_START_WALL))
         t0 = time.perf_counter()

@@ -196,6 +196,11 @@ def example_toml(config: EdgeConfig | None = None) -> str:
             if meta.get("source"):
                 lines.append(f"# source: {meta['source']}")
             value = getattr(sub, f.name)
-            rendered = f'"{value}"' if isinstance(value, str) else repr(value).lower() if isinstance(value, bool) else repr(value)
+            if isinstance(value, str):
+                rendered = f'"{value}"'
+            elif isinstance(value, bool):
+                rendered = repr(value).lower()
+            else:
+                rendered = repr(value)
             lines.append(f"{f.name} = {rendered}")
     return "\n".join(lines) + "\n"

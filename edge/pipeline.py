@@ -189,8 +189,9 @@ class Pipeline:
                 continue
             t_in, item = entry
             await self.process(item)
-            if isinstance(item, Block) and len(self.stats.latency_s) < self.stats.max_latency_samples:
-                self.stats.latency_s.append(time.perf_counter() - t_in)
+            stats = self.stats
+            if isinstance(item, Block) and len(stats.latency_s) < stats.max_latency_samples:
+                stats.latency_s.append(time.perf_counter() - t_in)
 
     async def _finish(self) -> None:
         for stream in self._streams.values():

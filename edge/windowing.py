@@ -11,7 +11,7 @@ from edge.types import Block, ChannelSpec, StreamKey
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Window:
-    """``data[i]`` is sample ``start_index + i`` of the stream; ``arrival`` that of its last block."""
+    """``data[i]`` is sample ``start_index + i``; ``arrival`` is that of the last block."""
 
     key: StreamKey
     channels: tuple[ChannelSpec, ...]

@@ -114,7 +114,8 @@ def test_bradycardia_below_the_limit():
 
 def test_a_pause_is_reported_with_its_length():
     rules = RateRules(_ctx(), RateRulesConfig(pause_s=3.0, asystole_s=4.0), HeartRateConfig())
-    times = _train((20, 60)) + [t + 22.5 for t in _train((20, 60))]  # last beat at 19 s: 3.5 s pause
+    # the first train's last beat is at 19 s: a 3.5 s pause
+    times = _train((20, 60)) + [t + 22.5 for t in _train((20, 60))]
     eps = _run(rules, _beats_at(times))
     pauses = _final(eps, "pause")
     assert len(pauses) == 1

@@ -36,7 +36,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path,
                     default=Path(os.environ.get("EDGE_DATA_DIR", here.parent / "shared" / "data")))
-    ap.add_argument("--out", type=Path, default=here / "edge" / "demo_data" / "mitdb208-5min.vetrace")
+    ap.add_argument("--out", type=Path,
+                    default=here / "edge" / "demo_data" / "mitdb208-5min.vetrace")
     args = ap.parse_args()
 
     rec = load_wfdb(args.data_dir / "mitdb" / "208", channel="MLII")

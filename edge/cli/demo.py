@@ -7,6 +7,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -78,7 +79,7 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
         fs = 360.0
         ref_idx = np.array([a.index for a in src.annotations])
         ref_sym = [a.symbol for a in src.annotations]
-        ref = reference_beats(ref_idx, ref_sym)
+        ref = reference_beats(SimpleNamespace(sample=ref_idx, symbol=ref_sym))
         match = match_beats(ref, np.asarray(summary.beat_index), fs)
         pvc = sum(1 for s in ref_sym if s in ("V", "E"))
         out = {

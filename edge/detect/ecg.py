@@ -39,9 +39,7 @@ class QrsProcessor:
             self._pending_reset = True
             return out
         assert isinstance(item, Window)
-        if self._next_index is None:
-            self.detector.reset(item.start_index)
-        elif self._pending_reset or item.start_index > self._next_index:
+        if self._next_index is None or self._pending_reset or item.start_index > self._next_index:
             self.detector.reset(item.start_index)
         self._pending_reset = False
         data = item.data[:, 0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ async def qrs_record(path: str | Path, config: EdgeConfig, annotator: str = "atr
     src = RecordingSource(rec, block_s=config.pipeline.replay_block_s,
                           clock=VirtualClock(start_wall=rec.start_wall or DEFAULT_START_WALL))
     _, summary = await run_pipeline(src, config)
-    ref = reference_beats(rec.ann_index, rec.ann_symbol)
+    ref = reference_beats(SimpleNamespace(sample=rec.ann_index, symbol=rec.ann_symbol))
     match = match_beats(ref, np.asarray(summary.beat_index, dtype=np.int64), rec.fs, tolerance_s)
     return match, _row(rec.name, match, channel=rec.channels[0].name, fs=rec.fs,
                        minutes=round(rec.duration_s / 60, 2))

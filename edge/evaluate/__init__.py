@@ -1,0 +1,1 @@
+"""Evaluation of detectors against reference annotations."""
