@@ -125,6 +125,189 @@ class StoreConfig:
         "Where the outbox lives. Relative paths are relative to the working directory; "
         "under systemd it is the StateDirectory.",
     )
+    max_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Size limit of the outbox database (pages in use). Above it the outbox prunes, in "
+        "this order: waveform evidence snippets, events already delivered, undelivered "
+        "info-priority events; undelivered urgent/warning alarms are never pruned. 64 MiB "
+        "holds months of episodes and leaves an SD card room for the OS and logs. 0 = no limit.",
+    )
+    prune_to_fraction: float = setting(
+        0.8,
+        "When pruning, remove until the outbox is below this fraction of max_bytes, so that "
+        "pruning (and its log line) happens in rare batches rather than on every write.",
+    )
+    keep_delivered_s: float = setting(
+        7 * 86400.0,
+        "Delivered events are kept this long for `edge events` and local review, then "
+        "deleted; the backend holds them. 0 = keep until the size limit needs the room.",
+    )
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    url: str = setting(
+        "",
+        "Base URL of the clinical FHIR R4 server (transaction Bundles are POSTed to it). "
+        "Empty = sync disabled. Production points at the hospital's FHIR server; "
+        "edge.sync.testserver is a test fixture and reference receiver only.",
+    )
+    batch_events: int = setting(
+        50,
+        "Events per transaction Bundle: big enough to amortise a round trip after an "
+        "outage, small enough that a rejected or timed-out bundle costs little to resend.",
+    )
+    gzip: bool = setting(
+        True,
+        "Send bundles with Content-Encoding: gzip. FHIR JSON compresses about 10x, which "
+        "matters on a metered or weak link; set false for servers that do not accept it.",
+    )
+    connect_timeout_s: float = setting(10.0, "TCP/TLS connect timeout.")
+    request_timeout_s: float = setting(
+        60.0, "Read timeout for one bundle (a server may validate a large bundle slowly)."
+    )
+    backoff_initial_s: float = setting(
+        1.0, "First retry delay after a failed upload; doubles after each further failure.",
+        "AWS Architecture Blog, 'Exponential Backoff And Jitter' (2015)",
+    )
+    backoff_max_s: float = setting(
+        300.0,
+        "Upper bound of the retry delay: an outage is noticed within 5 minutes of its end.",
+    )
+    backoff_jitter: float = setting(
+        1.0,
+        "Fraction of the delay that is randomised (1.0 = 'full jitter': uniform in "
+        "[0, delay]). Spreads the retries of many gateways after a backend outage.",
+        "AWS Architecture Blog, 'Exponential Backoff And Jitter' (2015)",
+    )
+    max_retry_after_s: float = setting(
+        3600.0,
+        "A server's Retry-After (429/503) is honoured up to this many seconds.",
+        "RFC 9110 10.2.3 (Retry-After); RFC 6585 4 (429 Too Many Requests)",
+    )
+    breaker_failures: int = setting(
+        5,
+        "Consecutive failed uploads that open the circuit breaker: then only one probe "
+        "upload (one urgent-first event) is tried per breaker_reset_s until one succeeds.",
+        "Nygard, Release It! (2nd ed., 2018), Circuit Breaker pattern",
+    )
+    breaker_reset_s: float = setting(
+        60.0, "How long an open circuit breaker waits before the next probe upload."
+    )
+    poll_interval_s: float = setting(
+        2.0,
+        "How often the sync loop looks for new events when idle (the pipeline also wakes "
+        "it at once when an episode is stored).",
+    )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: str = setting(
+        "none",
+        "'none', 'bearer' (a static token read from token_file) or 'smart' (SMART Backend "
+        "Services: OAuth2 client credentials with a private_key_jwt client assertion).",
+        "HL7 SMART App Launch STU2, Backend Services",
+    )
+    token_file: str = setting(
+        "", "File holding the static bearer token (mode 'bearer'). Read at start, never logged."
+    )
+    client_id: str = setting("", "OAuth2 client id registered with the hospital (mode 'smart').")
+    private_key_file: str = setting(
+        "",
+        "PEM private key (RSA or EC P-384) that signs the client assertion (mode 'smart'). "
+        "Keep it 0600, ideally in a TPM; never logged.",
+    )
+    key_id: str = setting("", "'kid' of the registered public key (JWKS), sent in the JWT header.")
+    algorithm: str = setting(
+        "RS384", "JWT signing algorithm: RS384 or ES384 (the two SMART requires servers to support).",
+        "HL7 SMART App Launch STU2, client-confidential-asymmetric",
+    )
+    token_url: str = setting(
+        "",
+        "Token endpoint. Empty = discovered from [sync] url + /.well-known/smart-configuration.",
+    )
+    scope: str = setting(
+        "system/Observation.cu system/Device.cu system/RiskAssessment.cu",
+        "Scopes requested (SMART v2 syntax); create and update, nothing to read.",
+    )
+    refresh_before_s: float = setting(
+        60.0,
+        "A token is renewed this long before it expires, so no upload goes out with a token "
+        "that expires in flight; a 401 also triggers one renewal and one retry.",
+    )
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    verify: bool = setting(
+        True, "Verify the server's certificate. Only a test against a throwaway server may "
+        "turn this off."
+    )
+    ca_bundle: str = setting(
+        "", "PEM file of CA certificates to trust instead of the system store (a hospital CA)."
+    )
+    client_cert: str = setting(
+        "", "PEM client certificate for mutual TLS (empty = no client certificate)."
+    )
+    client_key: str = setting("", "PEM private key of the client certificate (0600).")
+
+
+@dataclass(frozen=True)
+class FhirConfig:
+    patient_identifier_system: str = setting(
+        "urn:example:pseudonym",
+        "System of the pseudonymous patient identifier: resources refer to the patient as "
+        "Patient?identifier=system|value (a conditional reference the server resolves), so "
+        "no name or MRN ever lives on the gateway.",
+        "FHIR R4 3.1.0.1.2 conditional references in transactions",
+    )
+    patient_identifier_value: str = setting(
+        "unassigned", "The pseudonym of the patient this gateway is assigned to."
+    )
+    patient_reference: str = setting(
+        "",
+        "A literal reference (e.g. 'Patient/123') to use instead of the conditional one, for "
+        "servers that do not resolve conditional references.",
+    )
+    gateway_id: str = setting(
+        "00-00-00-00-00-00-00-00",
+        "EUI-64 of the gateway (PhgDevice system id), 8 hex bytes separated by dashes.",
+        "HL7 PHD IG, PhgDevice profile",
+    )
+    device_id_system: str = setting(
+        "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680",
+        "Identifier system of device system ids (IEEE EUI-64).",
+        "HL7 PHD IG, PhdDevice/PhgDevice profiles",
+    )
+    device_id_type_system: str = setting(
+        "http://hl7.org/fhir/uv/phd/CodeSystem/ContinuaDeviceIdentifiers",
+        "Code system of the device identifier type (SYSID). PHD IG 2.0 moves it to "
+        "http://terminology.hl7.org/CodeSystem/ContinuaDeviceIdentifiers.",
+        "HL7 PHD IG STU1 / 2.0.0 ballot",
+    )
+    event_identifier_system: str = setting(
+        "urn:vitals-edge:event",
+        "System of the identifier each event's Observation carries (value = the event id). "
+        "Conditional create/update match on it, so a retried upload never duplicates.",
+        "FHIR R4 http.html#transaction (conditional create/update)",
+    )
+    code_system: str = setting(
+        "urn:vitals-edge:episode-kind",
+        "Code system of the episode kinds (tachycardia, pause, ...) and of the alarm "
+        "priority extension. Replace with the hospital's own when it has one.",
+    )
+    send_evidence: bool = setting(
+        False,
+        "Send an episode's ECG evidence snippet as an Observation with SampledData "
+        "(PhdRtsaObservation style). Off by default: summaries only leave the device.",
+        "HL7 PHD IG, PhdRtsaObservation",
+    )
+    max_evidence_samples: int = setting(
+        2500,
+        "Upper bound of samples in one evidence snippet (10 s at 250 Hz, about 20 kB of "
+        "JSON): longer snippets are decimated, never sent as a multi-megabyte Observation.",
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +317,10 @@ class EdgeConfig:
     heart_rate: HeartRateConfig = field(default_factory=HeartRateConfig)
     rate_rules: RateRulesConfig = field(default_factory=RateRulesConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    fhir: FhirConfig = field(default_factory=FhirConfig)
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

@@ -44,8 +44,43 @@ class StoreError(EdgeError):
     """The outbox could not store or read an event."""
 
 
+class OutboxFullError(StoreError):
+    """The outbox is full (its size limit, or the disk): nothing more can be stored.
+
+    Alarms are never pruned to make room, so this can still happen; the pipeline keeps
+    the episode in memory and retries, detection goes on.
+    """
+
+
 class SyncError(EdgeError):
     """Events could not be delivered to the clinical backend."""
+
+
+class TransientSyncError(SyncError):
+    """The backend could not take the upload now (5xx, 429, timeout, dropped connection).
+
+    Retry later with backoff; ``retry_after`` is the delay (seconds) the server asked
+    for with ``Retry-After``, or ``None``.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthError(SyncError):
+    """The backend or its token endpoint refused our credentials (401/403 after a refresh).
+
+    A configuration problem: retrying the same credentials will not help.
+    """
+
+
+class BundleRejectedError(SyncError):
+    """The backend refused the content of a bundle (400, 412, 422): do not resend it as is."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PipelineError(EdgeError):

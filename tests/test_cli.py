@@ -107,3 +107,13 @@ def test_bench_reports_the_documented_keys(run, data_dir):
         assert key in out
     assert out["real_time_factor"] > 1
     assert set(out["latency_ms"]) >= {"p50", "p99"}
+
+
+def test_a_recorded_wfdb_record_keeps_its_reference_labels(run, data_dir):
+    from edge.trace.format import Annotation, read_trace
+
+    run("record", "r.vetrace", "--from", str(data_dir / "mitdb" / "100"), "--seconds", "60")
+    _, items = read_trace("r.vetrace")
+    anns = [i for i in items if isinstance(i, Annotation)]
+    assert 70 <= len(anns) <= 80  # the labels of the recorded minute only
+    assert all(a.index < 60 * 360 + 90 for a in anns) and "N" in {a.symbol for a in anns}

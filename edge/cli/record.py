@@ -10,22 +10,30 @@ from edge.cli.common import run_async
 from edge.sources.base import Source
 from edge.sources.open import open_replay
 from edge.trace.format import TraceWriter
+from edge.types import Block, StreamKey
 
 
 async def record_source(src: Source, out: str, metadata: dict[str, object],
                         max_seconds: float | None = None) -> int:
     """Copy every item ``src`` yields into a new trace at ``out``; return the item count."""
     n = 0
+    ends: dict[StreamKey, int] = {}
     with TraceWriter(out, metadata) as writer:
         async with src:
             first_arrival: float | None = None
             async for item in src:
                 writer.write(item)
                 n += 1
+                if isinstance(item, Block):
+                    ends[item.key] = item.end_index
                 if first_arrival is None:
                     first_arrival = item.arrival
                 if max_seconds is not None and item.arrival - first_arrival >= max_seconds:
                     break
+        # reference labels travel with a replayed recording (WFDB annotations)
+        for ann in getattr(src, "annotations", []):
+            if ann.index < ends.get(ann.key, 0):
+                writer.annotate(ann)
     return n
 
 

@@ -235,6 +235,23 @@ class QrsConfig:
             "of each set is reduced by half')",
         },
     )
+    fiducial_search_s: float = field(
+        default=0.080,
+        metadata={
+            "rationale": "the R peak is the sample of largest deviation from the local baseline "
+            "within +/- this time of the band-pass estimate (half a wide QRS)",
+            "source": "MIT-BIH annotation convention: beat label at the major local extremum "
+            "of the QRS (Moody & Mark 2001, IEEE EMB Mag. 20(3):45-50)",
+        },
+    )
+    fiducial_baseline_s: float = field(
+        default=0.150,
+        metadata={
+            "rationale": "local baseline = median of the raw signal within +/- this time "
+            "(covers PR and ST segments as well as the QRS)",
+            "source": "isoelectric level estimate around the QRS (design choice)",
+        },
+    )
     learning_s: float = field(
         default=1.2,
         metadata={
@@ -260,12 +277,13 @@ class QrsConfig:
         },
     )
     min_qrs_amplitude_mv: float = field(
-        default=0.15,
+        default=0.05,
         metadata={
-            "rationale": "absolute floor: peaks smaller than the response to a 0.15 mV QRS "
-            "are never beats (no false beats on flat lines or asystole)",
-            "source": f"{_OSEA} (MIN_PEAK_AMP: 'prevents detections of peaks smaller "
-            "than 150 uV')",
+            "rationale": "absolute floor: peaks smaller than the response to a 0.05 mV QRS are "
+            "never beats, so flat lines and ADC quantisation noise (MIT-BIH LSB = 5 uV) give "
+            "no false beats; OSEA uses 150 uV, lowered here because low-voltage leads "
+            "(0.2 mV peak-to-peak QRS, e.g. CPSC 2021 lead I) must still be detected",
+            "source": f"{_OSEA} (MIN_PEAK_AMP, 150 uV), lowered for low-voltage leads",
         },
     )
     floor_template_sigma_s: float = field(
@@ -366,7 +384,13 @@ class QrsDetector:
         # Region of the band-passed signal searched for the fiducial point,
         # relative to the integrated-signal peak.
         self._loc_back = self._n_int + 4
-        self._keep = self._w_blank + self._loc_back + 8
+        self._fid_half = int(round(cfg.fiducial_search_s * fs))
+        self._base_half = int(round(cfg.fiducial_baseline_s * fs))
+        if self._base_half + self._fid_half >= self._w_blank + self._loc_back:
+            raise ConfigError("QrsConfig.fiducial_* windows must end before the blanking window")
+        self._keep = (
+            self._w_blank + self._loc_back + self._bp_delay + self._fid_half + self._base_half + 8
+        )
         self._floor = cfg.min_qrs_amplitude_mv * self._template_response()
         self.reset(0)
 
@@ -385,6 +409,7 @@ class QrsDetector:
         self._zi_d = np.zeros(len(self._b_d) - 1)
         self._zi_int = np.zeros(self._n_int - 1)
         self._buf0 = next_index  # absolute index of _bp[0], _slope[0], _mwi[0]
+        self._x = np.zeros(0)  # raw samples (NaN kept), for the fiducial point
         self._bp = np.zeros(0)
         self._slope = np.zeros(0)
         self._mwi = np.zeros(0)
@@ -482,10 +507,12 @@ class QrsDetector:
         # Trim what no future decision needs, then append.
         cut = min(self._scan - self._keep, self._n) - self._buf0
         if cut > 0:
+            self._x = self._x[cut:]
             self._bp = self._bp[cut:]
             self._slope = self._slope[cut:]
             self._mwi = self._mwi[cut:]
             self._buf0 += cut
+        self._x = np.concatenate([self._x, x])
         self._bp = np.concatenate([self._bp, bp])
         self._slope = np.concatenate([self._slope, slope])
         self._mwi = np.concatenate([self._mwi, mwi])
@@ -514,13 +541,24 @@ class QrsDetector:
         self._scan = known_end + 1
 
     def _make_cand(self, c: int) -> _Cand:
-        b0 = self._buf0
+        b0, end = self._buf0, self._n
         lo = max(c - self._loc_back, b0)
         bp = self._bp[lo - b0 : c + 1 - b0]
-        k = int(np.argmax(np.abs(bp)))
+        coarse = lo + int(np.argmax(np.abs(bp))) - self._bp_delay
         slope_lo = max(c - self._n_int + 1, b0)
         slope = float(np.max(self._slope[slope_lo - b0 : c + 1 - b0]))
-        r = max(lo + k - self._bp_delay, self._origin)
+        # Refine on the raw signal: largest deviation from the local baseline.
+        r = coarse
+        base_win = self._x[max(coarse - self._base_half, b0) - b0 : min(
+            coarse + self._base_half + 1, end) - b0]
+        f0 = max(coarse - self._fid_half, b0)
+        win = self._x[f0 - b0 : min(coarse + self._fid_half + 1, end) - b0]
+        ok = ~np.isnan(win)
+        if ok.any():
+            base = float(np.median(base_win[~np.isnan(base_win)]))
+            dev = np.where(ok, np.abs(win - base), -1.0)
+            r = f0 + int(np.argmax(dev))
+        r = max(r, self._origin)
         return _Cand(c=c, value=float(self._mwi[c - b0]), slope=slope, r=r)
 
     # decision logic ----------------------------------------------------

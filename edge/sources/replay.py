@@ -33,6 +33,11 @@ class RecordingSource(Source):
         self.key = StreamKey(device, stream)
         self.block_len = max(1, int(round(block_s * recording.fs)))
         self.clock = clock or VirtualClock(start_wall=recording.start_wall or 0.0)
+        self.annotations = [
+            Annotation(self.key, int(i), s, a)
+            for i, s, a in zip(recording.ann_index, recording.ann_symbol,
+                               recording.ann_aux or [""] * len(recording.ann_symbol), strict=True)
+        ]
 
     async def items(self) -> AsyncIterator[SourceItem]:
         rec = self.recording

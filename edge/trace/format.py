@@ -160,6 +160,9 @@ class TraceWriter:
         else:
             raise TypeError(f"cannot write {type(item).__name__} to a trace")
 
+    def has_stream(self, key: StreamKey) -> bool:
+        return key in self._stream_ids
+
     def annotate(self, ann: Annotation) -> None:
         sid = self._known(ann.key)
         rec = {"s": sid, "i": ann.index, "sym": ann.symbol, "aux": ann.aux}
