@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 #: What processors emit and sinks receive.
 Output = Beat | VitalSample | Episode | Gap
-#: What processors may consume.
-Item = Window | Beat | VitalSample | Gap
+#: What processors may consume (later steps may consume earlier steps' episodes).
+Item = Window | Beat | VitalSample | Gap | Episode
 
 
 class StreamContext:
