@@ -311,7 +311,27 @@ class FhirConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One sensor source the daemon reads (a ``[[sources]]`` table)."""
+
+    type: str = setting("replay", "Transport: 'serial', 'ble' or 'replay' (a recorded trace).")
+    device: str = setting("", "Name of the device in stream keys and events (pseudonymous); "
+                              "empty: taken from the device itself.")
+    path: str = setting("", "replay: the trace, WFDB record or CSV file to stream.")
+    speed: float = setting(1.0, "replay: pace relative to real time.")
+    loop: bool = setting(False, "replay: start again at the end (soak tests, demos).")
+    fs: float = setting(0.0, "replay of a CSV file: its sample rate in Hz.")
+    port: str = setting("", "serial: device path, or 'usb:VID:PID[:SERIAL]' to find it by "
+                            "USB identity across re-plugs (pyserial list_ports).")
+    baud: int = setting(921600, "serial: line rate; the wearable firmware must match it.")
+    address: str = setting("", "ble: device address (or empty to use the scan filters).")
+
+
+@dataclass(frozen=True)
 class EdgeConfig:
+    sources: tuple[SourceConfig, ...] = field(
+        default=(), metadata={"rationale": "The sensor sources the daemon reads: one "
+                              "[[sources]] table each."})
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     qrs: QrsConfig = field(default_factory=QrsConfig)
     heart_rate: HeartRateConfig = field(default_factory=HeartRateConfig)
@@ -343,6 +363,21 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (expected one of {sorted(known)})")
         hint = hints[key]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis \
+                and dataclasses.is_dataclass(args[0]):
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"{where}.{key}: expected a list of tables ([[{key}]])")
+            kwargs[key] = tuple(_build(typing.cast(type, args[0]), v, f"{where}.{key}[{i}]")
+                                for i, v in enumerate(value))
+            continue
+        if origin is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
+            if not isinstance(value, dict) or not all(isinstance(v, dict)
+                                                      for v in value.values()):
+                raise ConfigError(f"{where}.{key}: expected tables [{key}.NAME]")
+            kwargs[key] = {name: _build(typing.cast(type, args[1]), v, f"{where}.{key}.{name}")
+                           for name, v in value.items()}
+            continue
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}.{key}: expected a table")
@@ -374,20 +409,44 @@ def example_toml(config: EdgeConfig | None = None) -> str:
     config = config or EdgeConfig()
     lines = ["# vitals-edge configuration: every setting, its default, why, and where from."]
     for section in dataclasses.fields(config):
-        sub = getattr(config, section.name)
-        lines += ["", f"[{section.name}]"]
-        for f in dataclasses.fields(sub):
-            meta = f.metadata
-            if meta.get("rationale"):
-                lines.append(f"# {meta['rationale']}")
-            if meta.get("source"):
-                lines.append(f"# source: {meta['source']}")
-            value = getattr(sub, f.name)
-            if isinstance(value, str):
-                rendered = f'"{value}"'
-            elif isinstance(value, bool):
-                rendered = repr(value).lower()
-            else:
-                rendered = repr(value)
-            lines.append(f"{f.name} = {rendered}")
+        value = getattr(config, section.name)
+        if dataclasses.is_dataclass(value):
+            lines += ["", f"[{section.name}]"]
+            lines += _table_lines(value, comment_out=False)
+            continue
+        # collections of tables: show one commented-out example entry
+        hint = typing.get_type_hints(EdgeConfig)[section.name]
+        item_cls = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)][0]
+        lines += ["", f"# {section.metadata.get('rationale', section.name)}"]
+        header = f"[[{section.name}]]" if isinstance(value, tuple) else f"[{section.name}.NAME]"
+        lines += [f"# {header}"] + _table_lines(item_cls(), comment_out=True)
     return "\n".join(lines) + "\n"
+
+
+def _render(value: Any) -> str | None:
+    if value is None:
+        return None  # TOML has no null: the key is left out
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        items = [_render(v) for v in value]
+        return "[" + ", ".join(i for i in items if i is not None) + "]"
+    return repr(value)
+
+
+def _table_lines(obj: Any, comment_out: bool) -> list[str]:
+    lines = []
+    for f in dataclasses.fields(obj):
+        meta = f.metadata
+        if meta.get("rationale"):
+            lines.append(f"# {meta['rationale']}")
+        if meta.get("source") and meta["source"] != "engineering choice":
+            lines.append(f"# source: {meta['source']}")
+        rendered = _render(getattr(obj, f.name))
+        if rendered is None:
+            lines.append(f"# {f.name} = (not set)")
+        else:
+            lines.append(("# " if comment_out else "") + f"{f.name} = {rendered}")
+    return lines

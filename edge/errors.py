@@ -40,6 +40,18 @@ class ModelError(EdgeError):
     """A model file is missing, does not match its manifest, or cannot run."""
 
 
+class ModelIntegrityError(ModelError):
+    """A model file's sha256 or size differs from its manifest: reinstall the model."""
+
+
+class ModelSpecError(ModelError):
+    """A model's input spec does not fit the stream or this runtime: pick another model."""
+
+
+class BackendUnavailableError(ModelError):
+    """The runtime a model file needs (onnxruntime, LiteRT) is not installed here."""
+
+
 class StoreError(EdgeError):
     """The outbox could not store or read an event."""
 

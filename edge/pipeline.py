@@ -19,9 +19,11 @@ Continuity: a block that starts after the previous one ended produces a
 ``sequence`` gap (never a silent splice); a block that overlaps what was
 already seen is trimmed and counted.
 
-Shutdown: :meth:`Pipeline.run` owns every task it starts (a TaskGroup);
-cancelling it cancels the sources, and the remaining queue is not processed.
-When all sources end, processors are flushed and sinks closed.
+Shutdown: :meth:`Pipeline.run` owns every task it starts (a TaskGroup).
+:meth:`Pipeline.request_stop` is the graceful path (SIGTERM): sources are
+closed, everything already queued is processed, processors are flushed and
+sinks closed, so no received sample is lost. Cancelling :meth:`run` is the
+hard path: tasks are cancelled and sinks closed, the queue is abandoned.
 """
 
 from __future__ import annotations
@@ -154,6 +156,8 @@ class Pipeline:
         self.clock: Clock = clock or MonotonicClock()
         self.stats = PipelineStats()
         self._streams: dict[StreamKey, _Stream] = {}
+        self._pumps: list[asyncio.Task[None]] = []
+        self._stop_requested = False
         self.on_block: Callable[[Block], None] | None = None  # progress hook
 
     # -- running -------------------------------------------------------------
@@ -163,8 +167,8 @@ class Pipeline:
             self.config.queue_blocks)
         try:
             async with asyncio.TaskGroup() as tg:
-                for src in sources:
-                    tg.create_task(self._pump(src, queue), name=f"source:{src.name}")
+                self._pumps = [tg.create_task(self._pump(src, queue), name=f"source:{src.name}")
+                               for src in sources]
                 tg.create_task(self._consume(queue, len(sources)), name="pipeline")
             await self._finish()
         finally:
@@ -172,11 +176,21 @@ class Pipeline:
                 await sink.close()
         return self.stats
 
+    def request_stop(self) -> None:
+        """Stop reading sources; what was received is still processed and flushed."""
+        self._stop_requested = True
+        for task in self._pumps:
+            task.cancel()
+
     async def _pump(self, src: Source, queue: asyncio.Queue[Any]) -> None:
         try:
             async with src:
                 async for item in src:
                     await queue.put((time.perf_counter(), item))
+        except asyncio.CancelledError:
+            if not self._stop_requested:
+                raise  # hard cancellation of the whole run
+            log.info("source %s stopped on request", src.name)
         finally:
             await queue.put(None)
 

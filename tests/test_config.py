@@ -10,13 +10,33 @@ from edge.errors import ConfigError
 
 
 def test_every_setting_has_a_rationale():
+    import typing
+
     missing = []
+    hints = typing.get_type_hints(EdgeConfig)
     for section in dataclasses.fields(EdgeConfig):
-        for f in dataclasses.fields(section.type if isinstance(section.type, type)
-                                    else getattr(EdgeConfig(), section.name)):
+        cls = [t for t in (hints[section.name], *typing.get_args(hints[section.name]))
+               if dataclasses.is_dataclass(t)][0]
+        for f in dataclasses.fields(cls):
             if not f.metadata.get("rationale"):
                 missing.append(f"{section.name}.{f.name}")
     assert missing == []
+
+
+def test_sources_are_a_list_of_tables(tmp_path):
+    p = tmp_path / "edge.toml"
+    p.write_text('[[sources]]\ntype = "serial"\nport = "/dev/ttyACM0"\n'
+                 '[[sources]]\ntype = "replay"\npath = "t.vetrace"\nloop = true\n')
+    cfg = load_config(p)
+    assert [s.type for s in cfg.sources] == ["serial", "replay"]
+    assert cfg.sources[1].loop is True
+
+
+def test_a_bad_key_in_a_source_names_its_position(tmp_path):
+    p = tmp_path / "edge.toml"
+    p.write_text('[[sources]]\ntype = "serial"\n[[sources]]\nprot = "x"\n')
+    with pytest.raises(ConfigError, match=r"sources\[1\]: unknown key 'prot'"):
+        load_config(p)
 
 
 def test_the_example_is_valid_toml_that_loads_back_to_the_defaults(tmp_path):

@@ -182,3 +182,35 @@ def test_gaps_from_a_source_reach_processors_and_sinks():
     asyncio.run(pipe.run(ListSource(items)))
     assert [g.reason for g in procs[0].seen if isinstance(g, Gap)] == [GapReason.DISCONNECT]
     assert pipe.stats.gaps_inserted == 0  # after an open-ended gap, the next block restarts
+
+
+def test_a_requested_stop_processes_everything_received_and_flushes():
+    class Flushing(Recorder):
+        flushed = False
+
+        def flush(self):
+            Flushing.flushed = True
+            return []
+
+    procs = []
+
+    def factory(ctx):
+        procs.append(Flushing(ctx))
+        return procs[-1:]
+
+    sink = Collect()
+
+    async def scenario():
+        endless = ListSource([block(i, i * 25) for i in range(100_000)], delay=0.0005)
+        pipe = Pipeline(factory, [sink], PipelineConfig(window_s=0.25, hop_s=0.25),
+                        VirtualClock())
+        task = asyncio.create_task(pipe.run(endless))
+        await asyncio.sleep(0.1)
+        pipe.request_stop()
+        stats = await task
+        return stats, endless
+
+    stats, src = asyncio.run(scenario())
+    assert 0 < stats.blocks < 100_000
+    assert len(procs[0].seen) == stats.blocks  # every received block was processed
+    assert Flushing.flushed and sink.closed and src.closed

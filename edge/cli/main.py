@@ -14,6 +14,7 @@ from edge.cli.evaluate import evaluate
 from edge.cli.events import events
 from edge.cli.record import record
 from edge.cli.replay import replay
+from edge.cli.run import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,5 +26,5 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (demo, replay, record, events, evaluate, bench, config):
+for command in (run, demo, replay, record, events, evaluate, bench, config):
     cli.add_command(command)

@@ -31,9 +31,12 @@ def detect_format(path: str | Path) -> str:
 def open_replay(path: str | Path, *, fmt: str = "auto", fs: float | None = None,
                 channel: str | None = None, annotator: str | None = "atr",
                 speed: float | None = None, block_s: float = 0.25,
-                start_wall: float | None = None, device: str = "replay") -> Source:
+                start_wall: float | None = None, device: str = "replay",
+                loop: bool = False) -> Source:
     """A source that replays ``path`` (trace, WFDB record or CSV) on a virtual clock."""
     fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "trace" and loop:
+        raise RecordFormatError(f"{path}: looping is for WFDB and CSV recordings, not traces")
     if fmt == "trace":
         src = TraceSource(path)
         start = start_wall if start_wall is not None else float(
@@ -49,5 +52,5 @@ def open_replay(path: str | Path, *, fmt: str = "auto", fs: float | None = None,
     else:
         raise RecordFormatError(f"unknown format {fmt!r} (expected auto, trace, wfdb or csv)")
     start = start_wall if start_wall is not None else (rec.start_wall or DEFAULT_START_WALL)
-    return RecordingSource(rec, device=device, block_s=block_s,
+    return RecordingSource(rec, device=device, block_s=block_s, loop=loop,
                            clock=VirtualClock(start_wall=start, speed=speed))

@@ -25,7 +25,8 @@ class RecordingSource(Source):
     name = "replay"
 
     def __init__(self, recording: Recording, *, device: str = "replay", stream: str = "ecg",
-                 block_s: float = 0.25, clock: VirtualClock | None = None) -> None:
+                 block_s: float = 0.25, clock: VirtualClock | None = None,
+                 loop: bool = False) -> None:
         super().__init__()
         if block_s <= 0:
             raise ValueError("block_s must be positive")
@@ -33,6 +34,7 @@ class RecordingSource(Source):
         self.key = StreamKey(device, stream)
         self.block_len = max(1, int(round(block_s * recording.fs)))
         self.clock = clock or VirtualClock(start_wall=recording.start_wall or 0.0)
+        self.loop = loop
         self.annotations = [
             Annotation(self.key, int(i), s, a)
             for i, s, a in zip(recording.ann_index, recording.ann_symbol,
@@ -40,15 +42,22 @@ class RecordingSource(Source):
         ]
 
     async def items(self) -> AsyncIterator[SourceItem]:
+        """Blocks in order; with ``loop`` the recording repeats as one continuous stream."""
         rec = self.recording
-        for seq, start in enumerate(range(0, rec.n_samples, self.block_len)):
-            data = rec.signal[start:start + self.block_len]
-            end = start + data.shape[0]
-            await self.clock.sleep_until(end / rec.fs)
-            self.stats.blocks += 1
-            self.stats.samples += data.shape[0]
-            yield Block(self.key, rec.channels, rec.fs, seq, start, start / rec.fs,
-                        self.clock.now(), np.ascontiguousarray(data, dtype=np.float32))
+        seq, base = 0, 0
+        while True:
+            for start in range(0, rec.n_samples, self.block_len):
+                data = rec.signal[start:start + self.block_len]
+                first = base + start
+                await self.clock.sleep_until((first + data.shape[0]) / rec.fs)
+                self.stats.blocks += 1
+                self.stats.samples += data.shape[0]
+                yield Block(self.key, rec.channels, rec.fs, seq, first, first / rec.fs,
+                            self.clock.now(), np.ascontiguousarray(data, dtype=np.float32))
+                seq += 1
+            if not self.loop:
+                return
+            base += rec.n_samples
 
 
 class TraceSource(Source):
