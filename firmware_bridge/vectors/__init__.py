@@ -1,0 +1,1 @@
+"""Shared test vectors (``vectors.txt``) and the script that generates them."""
