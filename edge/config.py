@@ -220,7 +220,8 @@ class AuthConfig:
     )
     key_id: str = setting("", "'kid' of the registered public key (JWKS), sent in the JWT header.")
     algorithm: str = setting(
-        "RS384", "JWT signing algorithm: RS384 or ES384 (the two SMART requires servers to support).",
+        "RS384",
+        "JWT signing algorithm: RS384 or ES384 (the two SMART requires servers to support).",
         "HL7 SMART App Launch STU2, client-confidential-asymmetric",
     )
     token_url: str = setting(
@@ -311,6 +312,21 @@ class FhirConfig:
 
 
 @dataclass(frozen=True)
+class OpsConfig:
+    """Running under systemd: metrics, watchdog, status."""
+
+    metrics_host: str = setting(
+        "127.0.0.1", "Metrics are served on localhost only: they reveal when a patient's "
+        "devices are active. Expose them through an authenticated proxy if needed.")
+    metrics_port: int = setting(9108, "Prometheus scrape port (0: pick a free one, "
+                                      "-1: no metrics endpoint).")
+    stall_s: float = setting(
+        30.0, "If items wait in the pipeline queue and none is processed for this long, the "
+        "pipeline is stalled: the systemd watchdog ping is withheld so systemd restarts us.")
+    status_every_s: float = setting(10.0, "How often the systemd STATUS line is refreshed.")
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One sensor source the daemon reads (a ``[[sources]]`` table)."""
 
@@ -328,6 +344,480 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """Which shipped models run, on which runtime, with how many threads."""
+
+    models_dir: str = setting(
+        "",
+        "Directory holding models/<name>/manifest.json. Empty: EDGE_MODELS_DIR, else the "
+        "models/ folder of the installed checkout.",
+    )
+    backend: str = setting(
+        "onnxruntime",
+        "Runtime for the models: 'onnxruntime' or 'litert' (TFLite). Both give the same "
+        "decisions within the tolerance stated in each model card; onnxruntime has wheels "
+        "everywhere Python does, LiteRT is lighter on memory.",
+    )
+    precision: str = setting(
+        "int8",
+        "'int8' (static QDQ / full-integer, smaller and faster on Arm) or 'fp32'. int8 "
+        "agrees with fp32 on held-out decisions (model cards).",
+    )
+    threads: int = setting(
+        1,
+        "Inference threads per model. One: a Pi core is shared with acquisition, "
+        "storage and sync, and these models take tens of microseconds per call.",
+    )
+    af_model: str = setting(
+        "af_rr", "AF model directory name under models_dir; empty disables AF detection."
+    )
+    beat_model: str = setting(
+        "beat_nsv",
+        "Beat classifier (N/S/V) directory name under models_dir; empty disables it.",
+    )
+
+
+@dataclass(frozen=True)
+class AfConfig:
+    """AF episode rules on top of the AF model's window probabilities."""
+
+    hop_beats: int = setting(
+        8,
+        "A new 32-RR window is scored every 8 beats: about 6 s at 80 bpm, so onset and "
+        "offset are located to a few seconds at a cost of one small inference per hop.",
+    )
+    on_probability: float = setting(
+        0.6,
+        "A window starts (or continues) an AF candidate when p(AF) reaches this. Above "
+        "the 0.5 decision point on purpose: hysteresis against flicker.",
+        "engineering choice; model card models/af_rr/MODEL_CARD.md",
+    )
+    off_probability: float = setting(
+        0.4,
+        "An AF candidate or episode ends at the first window with p(AF) below this.",
+        "engineering choice (hysteresis)",
+    )
+    min_duration_s: float = setting(
+        30.0,
+        "AF is reported once it has lasted 30 s: the conventional minimum duration of an "
+        "AF episode (a 30 s ECG strip of irregular RR without P waves).",
+        "2020 ESC Guidelines for the diagnosis and management of AF (Hindricks et al., "
+        "Eur Heart J 2021;42:373), section 4: clinical AF definition >= 30 s",
+    )
+    merge_gap_s: float = setting(
+        30.0,
+        "AF that resumes within this time of an episode's end continues that episode "
+        "instead of raising a new one (one ectopic-rich stretch must not split AF).",
+        "engineering choice; alarm-fatigue control (IEC 60601-1-8)",
+    )
+
+
+@dataclass(frozen=True)
+class BeatClassifierConfig:
+    min_confidence: float = setting(
+        0.5,
+        "A beat gets the model's class only when its probability reaches this; otherwise "
+        "it is labelled Q (unclassified) so rules never act on a coin toss.",
+        "engineering choice; AAMI EC57 class Q for unclassifiable beats",
+    )
+    max_batch: int = setting(
+        16,
+        "Beats ready in the same signal window are classified in one call (batching "
+        "amortises the per-call overhead, measured by `edge model bench`).",
+    )
+
+
+# -- vital signs, NEWS2, baselines, signal quality, per-patient overrides ------------------
+# Sections below are used by edge.detect.{news2,vitals,baseline,quality,alarms} and
+# edge.dsp.{ppg,resp}. Each field cites the guideline or paper its value comes from.
+
+_RCP = "Royal College of Physicians, National Early Warning Score (NEWS) 2, December 2017"
+_BTS = ("O'Driscoll BR et al., BTS guideline for oxygen use in adults in healthcare and "
+        "emergency settings, Thorax 2017;72(Suppl 1):ii1-ii90")
+_AASM = ("Berry RB et al., AASM Manual for the Scoring of Sleep and Associated Events v2.0 "
+         "(2012), and the 2012 update, J Clin Sleep Med 8(5):597-619")
+_LEYS = ("Leys C et al., Detecting outliers: do not use standard deviation around the mean, "
+         "use absolute deviation around the median, J Exp Soc Psychol 2013;49:764-766")
+_CLIFTON = ("Clifton L, Clifton DA, Pimentel MAF, Watkinson PJ, Tarassenko L, Predictive "
+            "monitoring of mobile patients by combining clinical observations with data from "
+            "wearable sensors, IEEE JBHI 2014;18(3):722-730")
+_LI2008 = ("Li Q, Mark RG, Clifford GD, Robust heart rate estimation from multiple "
+           "asynchronous noisy sources using signal quality indices and a Kalman filter, "
+           "Physiol Meas 2008;29(1):15-32")
+_BEHAR = ("Behar J, Oster J, Li Q, Clifford GD, ECG signal quality during arrhythmia and its "
+          "application to false alarm reduction, IEEE TBME 2013;60(6):1660-1666")
+_TEMKO = ("Temko A, Accurate heart rate monitoring during physical exercises using PPG, "
+          "IEEE TBME 2017;64(9):2016-2024 (WFPV: Wiener filter + phase vocoder)")
+_TROIKA = ("Zhang Z, Pi Z, Liu B, TROIKA: a general framework for heart rate monitoring using "
+           "wrist-type photoplethysmographic signals during intensive physical exercise, "
+           "IEEE TBME 2015;62(2):522-531")
+_ELGENDI = ("Elgendi M et al., Systolic peak detection in acceleration photoplethysmograms "
+            "measured from emergency responders in tropical conditions, PLoS ONE "
+            "2013;8(10):e76585 (two event-related moving averages)")
+_FORNEY = "Forney GD, The Viterbi algorithm, Proc IEEE 1973;61(3):268-278"
+_SCHAFER = ("Schäfer A, Kratky KW, Estimation of breathing rate from respiratory sinus "
+            "arrhythmia: comparison of various methods, Ann Biomed Eng 2008;36(3):476-485")
+_CHARLTON = ("Charlton PH et al., An assessment of algorithms to estimate respiratory rate "
+             "from the electrocardiogram and photoplethysmogram, Physiol Meas "
+             "2016;37(4):610-626")
+_IEC_ALARM = "IEC 60601-1-8:2006+A1:2012 (alarm systems: priorities, avoiding nuisance alarms)"
+
+
+@dataclass(frozen=True)
+class PpgConfig:
+    """Heart rate from wrist/finger PPG (``edge.dsp.ppg``)."""
+
+    band_low_hz: float = setting(
+        0.5, "Lower edge of the PPG/accelerometer band-pass: 30 bpm, below any adult heart rate "
+        "we report; removes respiration-induced baseline wander.", _TROIKA + ", sec. II-A")
+    band_high_hz: float = setting(
+        4.0, "Upper edge of the band-pass: 240 bpm, above the maximal exercise heart rate.",
+        _TROIKA + ", sec. II-A")
+    filter_order: int = setting(2, "Butterworth order of the band-pass (applied forward and "
+                                   "backward per window: zero phase).")
+    window_s: float = setting(
+        8.0, "Spectral window: 8 s gives a 0.125 Hz (7.5 bpm) main lobe, refined by zero "
+        "padding; the IEEE SPC 2015 reference is computed on the same 8 s windows.", _TROIKA)
+    step_s: float = setting(2.0, "A heart rate every 2 s (IEEE SPC 2015 protocol).", _TROIKA)
+    nfft: int = setting(4096, "FFT length (zero padding): 125 Hz / 4096 = 1.8 bpm bins.")
+    hr_min_bpm: float = setting(40.0, "Lowest heart rate the tracker can report.")
+    hr_max_bpm: float = setting(220.0, "Highest heart rate the tracker can report.")
+    init_min_bpm: float = setting(50.0, "Plausible range of the first estimate (a person "
+                                        "putting on a wearable).")
+    init_max_bpm: float = setting(180.0, "Upper end of the plausible first estimate.")
+    motion_acc_std: float = setting(
+        0.05, "Accelerometer standard deviation (g, band-passed) above which an axis counts as "
+        "moving and its spectrum is used to suppress motion artefact; tuned by "
+        "leave-one-recording-out on IEEE SPC 2015 (see README).")
+    wiener_weight: float = setting(
+        10.0, "Weight of the accelerometer spectrum in the Wiener-type gain "
+        "P^2 / (P^2 + w A^2) applied to the PPG spectrum; tuned (LOO) on IEEE SPC 2015.",
+        _TEMKO + ", sec. II-B")
+    spectrum_power: int = setting(
+        1, "Exponent on spectral magnitudes before normalising (1 = magnitude, 2 = power).")
+    max_step_bpm: float = setting(
+        4.0, "Largest heart-rate change between two estimates 2 s apart that the tracker "
+        "allows (Viterbi transition limit); exercise HR changes by a few bpm per 2 s; "
+        "tuned (LOO) on IEEE SPC 2015.",
+        _FORNEY + "; " + _TROIKA + " (spectral peak tracking)")
+    transition_cost: float = setting(
+        1.0, "Log-likelihood cost of a change of max_step_bpm (linear in |change|): how "
+        "strongly the tracker prefers a steady rate over a louder distant peak; tuned "
+        "(LOO) on IEEE SPC 2015.")
+    emission_floor: float = setting(
+        0.1, "Floor added to the normalised spectrum before the log (a bin with no energy is "
+        "unlikely, not impossible): lets the track survive artefact-dominated windows.")
+    lag_steps: int = setting(
+        5, "Fixed-lag Viterbi decision: the estimate for a window is decided this many steps "
+        "(x step_s) later, with future evidence. 5 = 10 s latency, acceptable for a trend "
+        "vital; 0 = causal.", _FORNEY)
+    peak_rest_min_distance_s: float = setting(
+        0.3, "Time-domain peak detector (at rest): peaks closer than 300 ms (200 bpm) are one "
+        "beat.", _ELGENDI)
+    peak_w1_s: float = setting(0.111, "Systolic-peak moving-average window W1.",
+                               _ELGENDI + ", optimal W1 = 111 ms")
+    peak_w2_s: float = setting(0.667, "Beat moving-average window W2.",
+                               _ELGENDI + ", optimal W2 = 667 ms")
+    peak_beta: float = setting(0.02, "Offset beta of the block threshold.",
+                               _ELGENDI + ", optimal beta = 0.02")
+    min_quality: float = setting(
+        0.3, "Below this spectral quality index the PPG heart rate is emitted with its "
+        "quality but not used by rules (see vital_rules.min_quality).")
+
+
+@dataclass(frozen=True)
+class RespConfig:
+    """Respiration rate from a respiration waveform (``edge.dsp.resp``)."""
+
+    band_low_hz: float = setting(
+        0.1, "6 breaths/min: lower edge of the respiration band (NEWS2 scores <= 8/min as 3).",
+        _CHARLTON + ", sec. 2 (band 4-60 bpm commonly used)")
+    band_high_hz: float = setting(
+        1.0, "60 breaths/min: upper edge of the respiration band.", _CHARLTON)
+    window_s: float = setting(
+        32.0, "Analysis window: at least 3 breaths at 6/min; 32 s is the window most "
+        "respiratory-rate algorithms use.", _CHARLTON + ", sec. 2.2")
+    step_s: float = setting(5.0, "A respiration rate every 5 s.")
+    count_threshold: float = setting(
+        0.2, "Advanced counting: a breath is a peak-trough-peak cycle whose amplitude exceeds "
+        "this fraction of the 75th percentile of cycle amplitudes.",
+        _SCHAFER + " ('count-adv', threshold 0.3 x Q3; 0.2 tuned on BIDMC 01)")
+    agreement_bpm: float = setting(
+        3.0, "Quality is 1 when the breath-counting and spectral estimates agree within this "
+        "many breaths/min, falling linearly to 0 at three times it (fusion by agreement).",
+        _CHARLTON + " (fusion of estimates)")
+
+
+@dataclass(frozen=True)
+class EcgQualityConfig:
+    """ECG signal quality indices (``edge.detect.quality``)."""
+
+    window_s: float = setting(
+        10.0, "SQIs are computed on 10 s windows, as in Li et al. and Behar et al.",
+        _LI2008 + ", sec. 2.3")
+    step_s: float = setting(5.0, "A quality value every 5 s (50 % overlap).")
+    bsqi_tolerance_s: float = setting(
+        0.15, "Two beat detectors agree on a beat when their detections are within 150 ms.",
+        _LI2008 + ", sec. 2.3.1 (bSQI)")
+    ksqi_clean: float = setting(
+        5.0, "Kurtosis above 5 indicates a clean ECG (peaky QRS); Gaussian noise has 3.",
+        _LI2008 + " (kSQI); " + _BEHAR)
+    bassqi_clean: float = setting(
+        0.95, "Fraction of power in 1-40 Hz above which baseline wander is negligible.",
+        _LI2008 + " (basSQI)")
+    usable_threshold: float = setting(
+        0.5, "A window whose combined SQI is below this is unusable: rate rules do not alarm "
+        "from it. Chosen for specificity on CinC 2017 (150 N vs 30 noisy records, mean SQI "
+        "per record): 0.5 keeps 99.3 % of normal records and flags 47 % of noisy ones; the "
+        "Youden point 0.7 (Se 83 %, Sp 94 %) would suppress alarms on 6 % of clean ECG.",
+        _BEHAR + " (SQI-gated false-alarm reduction)")
+
+
+@dataclass(frozen=True)
+class VitalRulesConfig:
+    """Desaturation, fever, hypothermia, tachypnoea, bradypnoea (``edge.detect.vitals``)."""
+
+    spo2_low_pct: float = setting(
+        90.0, "Desaturation alarm limit on NEWS2 Scale 1 patients: below 90 % is hypoxaemia "
+        "outside every target range of the BTS guideline (target 94-98 %).",
+        _BTS + ", recommendations 6-8 (targets 94-98 %, 88-92 %)")
+    spo2_low_clear_pct: float = setting(
+        92.0, "Scale 1 desaturation ends when SpO2 is back at or above 92 % (hysteresis).",
+        _BTS)
+    spo2_urgent_pct: float = setting(
+        85.0, "Below 85 % on Scale 1 the desaturation is urgent (severe hypoxaemia).",
+        _BTS + ", sec. 6 (SpO2 < 85 % needs immediate assessment)")
+    spo2_low_scale2_pct: float = setting(
+        86.0, "Scale 2 (target 88-92 %, hypercapnic risk): alarm below 86 %, where NEWS2 "
+        "Scale 2 starts to give 2 points.", _RCP + ", Chart 1 SpO2 Scale 2; " + _BTS)
+    spo2_low_scale2_clear_pct: float = setting(
+        88.0, "Scale 2 desaturation ends at the bottom of the 88-92 % target.", _BTS)
+    spo2_urgent_scale2_pct: float = setting(
+        80.0, "Below 80 % on Scale 2 the desaturation is urgent.", _BTS)
+    desat_min_duration_s: float = setting(
+        10.0, "A desaturation must last 10 s: the AASM minimum event duration, and long enough "
+        "to ignore single-sample oximeter artefacts.", _AASM + ", respiratory rules III.1")
+    desat_drop_pct: float = setting(
+        3.0, "Relative desaturation: a fall of 3 percentage points or more below the "
+        "patient's learned SpO2 baseline (AASM recommended hypopnoea rule; 4 % is the "
+        "alternative CMS rule).", _AASM + ", rule VIII.4.A (3 %) / VIII.4.B (4 %)")
+    fever_c: float = setting(
+        38.0, "Fever at or above 38.0 C. The SCCM/IDSA ICU definition is 38.3 C; 38.0 C is the "
+        "more sensitive ward threshold and matches the NEWS2 band edge (38.1 C scores 1).",
+        "O'Grady NP et al., Crit Care Med 2008;36(4):1330-1349; " + _RCP + ", Chart 1")
+    fever_clear_c: float = setting(37.7, "Fever ends below 37.7 C (0.3 C hysteresis).")
+    hypothermia_c: float = setting(
+        35.0, "Hypothermia below 35.0 C core temperature (NEWS2 scores <= 35.0 C as 3).",
+        "Brown DJA et al., Accidental hypothermia, N Engl J Med 2012;367:1930-1938; " + _RCP)
+    hypothermia_clear_c: float = setting(35.5, "Hypothermia ends above 35.5 C (hysteresis).")
+    temperature_min_duration_s: float = setting(
+        120.0, "A temperature condition must persist 2 min over at least 2 readings: one "
+        "thermometer reading taken badly must not alarm.")
+    temperature_min_readings: int = setting(
+        2, "Readings needed to confirm a temperature condition (see temperature_min_duration_s).")
+    tachypnoea_rpm: float = setting(
+        25.0, "Tachypnoea at 25/min or more: the NEWS2 band that scores 3.",
+        _RCP + ", Chart 1 respiration rate")
+    tachypnoea_clear_rpm: float = setting(
+        21.0, "Tachypnoea ends below 21/min (top of the NEWS2 0-point band is 20).", _RCP)
+    bradypnoea_rpm: float = setting(
+        8.0, "Bradypnoea at 8/min or less: the NEWS2 band that scores 3.",
+        _RCP + ", Chart 1 respiration rate")
+    bradypnoea_clear_rpm: float = setting(
+        12.0, "Bradypnoea ends at 12/min or more (bottom of the NEWS2 0-point band).", _RCP)
+    resp_min_duration_s: float = setting(
+        60.0, "A respiration-rate condition must last 60 s: rate estimates use 32 s windows, "
+        "so this needs several independent windows.", _CHARLTON)
+    realert_s: float = setting(
+        300.0, "A new episode of the same kind within 5 min of the last one reopens it instead "
+        "of alarming again (alarm-fatigue control).", _IEC_ALARM)
+    min_quality: float = setting(
+        0.5, "Samples whose quality index is below this are not evidence for an alarm; they "
+        "are counted in the episode details as 'low_quality_samples'.",
+        _LI2008 + " (SQI-gated alarms); " + _BEHAR)
+    downgrade_quality: float = setting(
+        0.8, "An episode whose mean quality is below this is raised one priority lower "
+        "(urgent -> warning -> info) and says so in its details.", _BEHAR)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Personal baselines (``edge.detect.baseline``)."""
+
+    learn_s: float = setting(
+        86400.0, "A baseline is learned over the first 24 h of a patient's data before any "
+        "deviation is flagged; after that it keeps rolling over the last window_s.",
+        _CLIFTON + " (patient-personalised models after an initial period)")
+    window_s: float = setting(
+        86400.0, "Rolling window of the baseline once learned (24 h: covers the circadian "
+        "cycle).", _CLIFTON)
+    min_samples: int = setting(
+        60, "At least this many good-quality samples before a baseline counts as learned.")
+    bucket_s: float = setting(
+        60.0, "Samples are reduced to one median per minute before the baseline statistics: "
+        "bounded memory (1440 values per day) on a Pi, and a 1 Hz oximeter does not outweigh "
+        "a 5-minutely thermometer.")
+    k_mad_info: float = setting(
+        3.0, "Deviation when a vital leaves median +/- 3 scaled MAD (a 'very conservative' "
+        "outlier criterion per Leys et al.; 2.5 is their moderate choice).",
+        _LEYS + ", sec. 'How to detect outliers'")
+    k_mad_warning: float = setting(
+        5.0, "Beyond 5 scaled MAD the deviation is a warning, not information.", _LEYS)
+    min_duration_s: float = setting(
+        300.0, "A deviation must last 5 min: baselines are for slow trends, not for single "
+        "readings.", _CLIFTON)
+    mad_floor_hr: float = setting(2.0, "Smallest MAD (bpm) used for heart rate: a very "
+                                       "steady baseline must not make 3 bpm a deviation.")
+    mad_floor_spo2: float = setting(0.5, "Smallest MAD (%) used for SpO2.")
+    mad_floor_resp: float = setting(1.0, "Smallest MAD (/min) used for respiration rate.")
+    mad_floor_temp: float = setting(0.1, "Smallest MAD (C) used for temperature.")
+    min_quality: float = setting(0.5, "Only samples of at least this quality train the "
+                                      "baseline or count as deviation evidence.")
+
+
+@dataclass(frozen=True)
+class News2Config:
+    """NEWS2 scoring from sensors and clinician entries (``edge.detect.news2``)."""
+
+    max_age_resp_s: float = setting(
+        300.0, "A respiration rate older than 5 min is not used in a NEWS2 score.")
+    max_age_spo2_s: float = setting(300.0, "An SpO2 older than 5 min is not used.")
+    max_age_pulse_s: float = setting(300.0, "A pulse older than 5 min is not used.")
+    max_age_sbp_s: float = setting(
+        14400.0, "A cuff systolic BP older than 4 h is not used: cuffs measure intermittently; "
+        "4 h is the NEWS2 low-risk observation interval (4-6-hourly).",
+        _RCP + ", Chart 4 (monitoring frequency)")
+    max_age_temp_s: float = setting(
+        14400.0, "A temperature older than 4 h is not used (same reasoning as SBP).",
+        _RCP + ", Chart 4")
+    clinician_entry_max_age_s: float = setting(
+        43200.0, "Clinician entries (air/oxygen, ACVPU) older than 12 h are stale: the "
+        "longest NEWS2 observation interval is 12-hourly. A stale entry makes the score "
+        "incomplete and is flagged.", _RCP + ", Chart 4")
+    report_every_s: float = setting(60.0, "A NEWS2 result is emitted at most once a minute.")
+    confirm_s: float = setting(
+        60.0, "A change of the risk band (a rise, or the return to low) must persist 60 s "
+        "of complete scores before an escalation is raised, raised further or ended: one "
+        "outlying reading must not escalate.", _IEC_ALARM)
+    priority_low_medium: str = setting(
+        "warning", "Escalation to low-medium (a single red score): 'urgent ward-based "
+        "response' -> warning.", _RCP + ", Chart 4")
+    priority_medium: str = setting(
+        "warning", "Escalation to medium (5-6): key threshold for urgent response -> warning.",
+        _RCP + ", Chart 4")
+    priority_high: str = setting(
+        "urgent", "Escalation to high (7+): emergency response -> urgent.", _RCP + ", Chart 4")
+
+
+@dataclass(frozen=True)
+class PatientConfig:
+    """Clinician-entered settings of one patient (``[patients.<pseudonym>]``).
+
+    Inputs a wearable cannot give (SpO2 scale, air or oxygen, ACVPU) carry the
+    time they were entered (ISO 8601 with zone, e.g. ``"2025-03-01T09:00:00Z"``)
+    and who entered them; NEWS2 reports their age and flags stale ones.
+    ``overrides`` changes any numeric setting for this patient only, by its
+    ``section.field`` name (``"rate_rules.tachy_bpm" = 110``).
+    """
+
+    devices: tuple[str, ...] = setting(
+        (), "Devices (stream key 'device' part) worn by this patient.")
+    news2_eligible: bool = setting(
+        False, "A clinician confirms NEWS2 applies: adult (16+), not pregnant. Without it no "
+        "NEWS2 is computed (only partial sensor scores).", _RCP + " (intended population)")
+    spo2_scale: int = setting(
+        1, "NEWS2 SpO2 scale: 1 (default) or 2 (prescribed target 88-92 %, hypercapnic "
+        "respiratory failure), chosen by a competent clinical decision-maker.",
+        _RCP + ", Chart 1; " + _BTS)
+    spo2_scale_entered_at: str = setting("", "When the scale was chosen (ISO 8601).")
+    on_oxygen: str = setting(
+        "", "'air' or 'oxygen' (any supplemental O2), or '' when unknown: a sensor cannot "
+        "know it.", _RCP + ", Chart 1 'Air or oxygen?'")
+    on_oxygen_entered_at: str = setting("", "When air/oxygen was recorded (ISO 8601).")
+    consciousness: str = setting(
+        "", "ACVPU: 'A', 'C' (new confusion), 'V', 'P', 'U', or '' when not assessed. Never "
+        "inferred by the gateway.", _RCP + ", Chart 1 consciousness")
+    consciousness_entered_at: str = setting("", "When ACVPU was assessed (ISO 8601).")
+    entered_by: str = setting("", "Who entered the clinical inputs (role or pseudonymous id).")
+    overrides: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"rationale": "Per-patient values of numeric settings, by 'section.field' "
+                  "(a clinical decision; every override is listed in episodes' details).",
+                  "source": "engineering choice"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "devices", tuple(self.devices))
+        if self.spo2_scale not in (1, 2):
+            raise ConfigError(f"spo2_scale: expected 1 or 2, got {self.spo2_scale!r}")
+        if self.on_oxygen not in ("", "air", "oxygen"):
+            raise ConfigError(f"on_oxygen: expected 'air', 'oxygen' or '', "
+                              f"got {self.on_oxygen!r}")
+        if self.consciousness not in ("", "A", "C", "V", "P", "U"):
+            raise ConfigError(f"consciousness: expected one of A C V P U or '', "
+                              f"got {self.consciousness!r}")
+        for name in ("spo2_scale_entered_at", "on_oxygen_entered_at",
+                     "consciousness_entered_at"):
+            text = getattr(self, name)
+            if text and parse_entry_time(text) is None:
+                raise ConfigError(f"{name}: expected an ISO 8601 time with zone, got {text!r}")
+
+
+def parse_entry_time(text: str) -> float | None:
+    """UTC epoch seconds of an ISO 8601 time with a zone (``Z`` or ``+hh:mm``), else None."""
+    from datetime import datetime
+
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    return dt.timestamp()
+
+
+def patient_for_device(config: EdgeConfig, device: str) -> tuple[str, PatientConfig] | None:
+    """The pseudonym and settings of the patient wearing ``device``, if configured."""
+    for name, patient in config.patients.items():
+        if device in patient.devices:
+            return name, patient
+    return None
+
+
+def config_for_patient(config: EdgeConfig, patient: PatientConfig | None) -> EdgeConfig:
+    """``config`` with the patient's ``overrides`` applied (the config itself if none)."""
+    if patient is None or not patient.overrides:
+        return config
+    sections: dict[str, dict[str, Any]] = {}
+    for dotted, value in patient.overrides.items():
+        section, _, name = dotted.partition(".")
+        sections.setdefault(section, {})[name] = value
+    changes = {}
+    for section, values in sections.items():
+        sub = getattr(config, section)
+        types_ = typing.get_type_hints(type(sub))
+        changes[section] = dataclasses.replace(
+            sub, **{k: (float(v) if types_[k] is float else v) for k, v in values.items()})
+    return dataclasses.replace(config, **changes)
+
+
+def _check_overrides(config: EdgeConfig) -> None:
+    for name, patient in config.patients.items():
+        for dotted, value in patient.overrides.items():
+            section, _, fname = dotted.partition(".")
+            sub = getattr(config, section, None)
+            where = f"patients.{name}.overrides.{dotted!r}"
+            if sub is None or not dataclasses.is_dataclass(sub) or section == "patients":
+                raise ConfigError(f"{where}: no settings section {section!r}")
+            hints = typing.get_type_hints(type(sub))
+            if fname not in hints:
+                raise ConfigError(f"{where}: section {section!r} has no setting {fname!r}")
+            if hints[fname] not in (float, int) or isinstance(value, bool) \
+                    or not isinstance(value, int | float):
+                raise ConfigError(f"{where}: only numeric settings can be overridden per "
+                                  f"patient (got {value!r})")
+
+
+@dataclass(frozen=True)
 class EdgeConfig:
     sources: tuple[SourceConfig, ...] = field(
         default=(), metadata={"rationale": "The sensor sources the daemon reads: one "
@@ -337,10 +827,27 @@ class EdgeConfig:
     heart_rate: HeartRateConfig = field(default_factory=HeartRateConfig)
     rate_rules: RateRulesConfig = field(default_factory=RateRulesConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    af: AfConfig = field(default_factory=AfConfig)
+    beat_classifier: BeatClassifierConfig = field(default_factory=BeatClassifierConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     fhir: FhirConfig = field(default_factory=FhirConfig)
+    ppg: PpgConfig = field(default_factory=PpgConfig)
+    resp: RespConfig = field(default_factory=RespConfig)
+    ecg_quality: EcgQualityConfig = field(default_factory=EcgQualityConfig)
+    vital_rules: VitalRulesConfig = field(default_factory=VitalRulesConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    news2: News2Config = field(default_factory=News2Config)
+    patients: dict[str, PatientConfig] = field(
+        default_factory=dict,
+        metadata={"rationale": "Per-patient clinician settings and overrides: one "
+                  "[patients.<pseudonym>] table each (never a name or MRN)."})
+
+    def __post_init__(self) -> None:
+        _check_overrides(self)
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:

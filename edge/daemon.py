@@ -1,23 +1,34 @@
 """The gateway daemon: sources from config -> pipeline -> outbox, until told to stop.
 
 A tree of tasks with one owner: the pipeline (one task per source plus the
-processing task), and beside it the services (sync, metrics, watchdog) as
-they are configured. SIGTERM and SIGINT stop it gracefully: sources close,
-everything received is processed, processors flush, the outbox is closed.
+processing task), and beside it the services (metrics endpoint, systemd
+watchdog and status). SIGTERM and SIGINT stop it gracefully: sources close,
+everything received is processed, processors flush, the outbox is closed,
+systemd is told ``STOPPING=1``.
+
+Liveness: under systemd with ``WatchdogSec=``, the watchdog is pinged only
+while the pipeline makes progress; items waiting with none processed for
+``ops.stall_s`` withhold the ping (one error line), so systemd restarts a
+stalled daemon. A blocked event loop cannot ping at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from prometheus_client import CollectorRegistry
 
 from edge.app import processor_factory
 from edge.clock import Clock, MonotonicClock
-from edge.config import EdgeConfig, SourceConfig
+from edge.config import EdgeConfig, SourceConfig, load_config
 from edge.errors import ConfigError
+from edge.ops.metrics import EdgeCollector, MetricsServer
+from edge.ops.sdnotify import Notifier, watchdog_interval_s
 from edge.pipeline import Pipeline, PipelineStats
 from edge.sources.base import Source
 from edge.sources.open import open_replay
@@ -52,7 +63,8 @@ class DaemonResult:
 class Daemon:
     """Runs the configured sources through the pipeline into the outbox."""
 
-    def __init__(self, config: EdgeConfig) -> None:
+    def __init__(self, config: EdgeConfig, notifier: Notifier | None = None,
+                 config_path: str | None = None) -> None:
         if not config.sources:
             raise ConfigError("no [[sources]] configured: nothing to monitor")
         self.config = config
@@ -60,26 +72,101 @@ class Daemon:
         replay_clock = next((s.clock for s in self.sources
                              if isinstance(s, RecordingSource | TraceSource)), None)
         self.clock: Clock = replay_clock or MonotonicClock()
-        self.pipeline: Pipeline | None = None
+        self.notifier = notifier or Notifier()
+        self.pipeline = Pipeline(processor_factory(config), [], config.pipeline, self.clock)
+        self.metrics_port: int | None = None
+        self.config_path = config_path
+        self.reloads = 0
+        self._outbox: Outbox | None = None
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file and apply new thresholds without touching streams."""
+        if self.config_path is None:
+            log.warning("reload requested, but the daemon was not started from a file")
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        if new.sources != self.config.sources:
+            log.warning("sources changed in the config: they apply after a restart")
+        applied = 0
+        for proc in self.pipeline.processors():
+            reconfigure = getattr(proc, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(new)
+                applied += 1
+        self.config = replace(new, sources=self.config.sources)
+        self.reloads += 1
+        log.info("configuration reloaded (%d processors updated)", applied)
 
     def stop(self) -> None:
-        if self.pipeline is not None:
-            log.info("stop requested: draining the pipeline")
-            self.pipeline.request_stop()
+        log.info("stop requested: draining the pipeline")
+        self.notifier.stopping()
+        self.pipeline.request_stop()
+
+    def _status_line(self) -> str:
+        st = self.pipeline.stats
+        pending = self._outbox.counts()["pending"] if self._outbox is not None else 0
+        return (f"{len(self.sources)} source(s), {st.blocks} blocks, "
+                f"{sum(st.episodes.values())} episodes, {pending} awaiting sync")
+
+    async def _supervise(self) -> None:
+        """Watchdog pings while the pipeline makes progress; periodic STATUS."""
+        ping = watchdog_interval_s()
+        period = min(x for x in (ping, self.config.ops.status_every_s) if x)
+        last_items, last_progress = -1, time.monotonic()
+        last_status = 0.0
+        stalled = False
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            items, depth = self.pipeline.stats.items, self.pipeline.queue_depth()
+            if items != last_items or depth == 0:
+                last_items, last_progress = items, now
+                if stalled:
+                    log.warning("pipeline is processing again")
+                stalled = False
+            elif now - last_progress >= self.config.ops.stall_s and not stalled:
+                stalled = True
+                log.error("pipeline stalled: %d items queued, none processed for %.0f s; "
+                          "withholding the watchdog ping", depth, now - last_progress)
+            if ping and not stalled:
+                self.notifier.watchdog()
+            if now - last_status >= self.config.ops.status_every_s:
+                self.notifier.status(self._status_line())
+                last_status = now
 
     async def run(self) -> DaemonResult:
         loop = asyncio.get_running_loop()
+        ops = self.config.ops
         with Outbox(self.config.store.path) as outbox:
+            self._outbox = outbox
             sink = OutboxSink(outbox)
-            self.pipeline = Pipeline(processor_factory(self.config), [sink],
-                                     self.config.pipeline, self.clock)
+            self.pipeline.sinks.append(sink)
+            registry = CollectorRegistry()
+            registry.register(EdgeCollector(self.pipeline, self.sources,
+                                            lambda: {"edge_outbox_pending":
+                                                     outbox.counts()["pending"]}))
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
             try:
-                log.info("monitoring %d source(s)", len(self.sources))
-                stats = await self.pipeline.run(*self.sources)
+                async with contextlib.AsyncExitStack() as stack:
+                    if ops.metrics_port >= 0:
+                        server = await stack.enter_async_context(
+                            MetricsServer(registry, ops.metrics_host, ops.metrics_port))
+                        self.metrics_port = server.port
+                    async with asyncio.TaskGroup() as tg:
+                        supervisor = tg.create_task(self._supervise(), name="supervisor")
+                        log.info("monitoring %d source(s)", len(self.sources))
+                        self.notifier.ready(self._status_line())
+                        stats = await self.pipeline.run(*self.sources)
+                        supervisor.cancel()
             finally:
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)
+                self.notifier.close()
             log.info("stopped: %d blocks, %d episodes stored", stats.blocks, sink.stored)
             return DaemonResult(stats, sink.stored, sink.failures)

@@ -29,6 +29,7 @@ hard path: tasks are cancelled and sinks closed, the queue is abandoned.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,7 +41,16 @@ import numpy as np
 from edge.clock import Clock, DeviceClockEstimator, MonotonicClock
 from edge.config import PipelineConfig
 from edge.sources.base import Source
-from edge.types import Beat, Block, Episode, Gap, GapReason, SourceItem, StreamKey, VitalSample
+from edge.types import (
+    Beat,
+    Block,
+    Episode,
+    Gap,
+    GapReason,
+    SourceItem,
+    StreamKey,
+    VitalSample,
+)
 from edge.windowing import Window, Windower
 
 log = logging.getLogger(__name__)
@@ -111,8 +121,14 @@ class Sink(Protocol):
 ProcessorFactory = Callable[[StreamContext], Sequence[Processor]]
 
 
+#: Upper bounds (seconds) of the block-latency histogram buckets (Prometheus style).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0)
+
+
 @dataclass
 class PipelineStats:
+    items: int = 0  # everything taken off the queue (liveness: the watchdog watches this)
     blocks: int = 0
     samples: int = 0
     windows: int = 0
@@ -124,6 +140,16 @@ class PipelineStats:
     processor_errors: dict[str, int] = field(default_factory=dict)
     latency_s: list[float] = field(default_factory=list)
     max_latency_samples: int = 100_000
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum_s: float = 0.0
+    episodes: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def observe_latency(self, seconds: float) -> None:
+        """Count one block latency (a cumulative-histogram-ready bucket count, O(1) memory)."""
+        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum_s += seconds
+        if len(self.latency_s) < self.max_latency_samples:
+            self.latency_s.append(seconds)
 
     def latency_ms(self) -> dict[str, float]:
         if not self.latency_s:
@@ -158,6 +184,7 @@ class Pipeline:
         self._streams: dict[StreamKey, _Stream] = {}
         self._pumps: list[asyncio.Task[None]] = []
         self._stop_requested = False
+        self._queue: asyncio.Queue[Any] | None = None
         self.on_block: Callable[[Block], None] | None = None  # progress hook
 
     # -- running -------------------------------------------------------------
@@ -165,6 +192,7 @@ class Pipeline:
         """Run until every source ends; flush processors; close sinks."""
         queue: asyncio.Queue[tuple[float, SourceItem] | None] = asyncio.Queue(
             self.config.queue_blocks)
+        self._queue = queue
         try:
             async with asyncio.TaskGroup() as tg:
                 self._pumps = [tg.create_task(self._pump(src, queue), name=f"source:{src.name}")
@@ -176,6 +204,13 @@ class Pipeline:
                 await sink.close()
         return self.stats
 
+    def processors(self) -> list[Processor]:
+        """Every processor of every stream (for reconfiguration and model reloads)."""
+        return [p for s in self._streams.values() for p in s.processors]
+
+    def queue_depth(self) -> int:
+        return 0 if self._queue is None else self._queue.qsize()
+
     def request_stop(self) -> None:
         """Stop reading sources; what was received is still processed and flushed."""
         self._stop_requested = True
@@ -183,16 +218,19 @@ class Pipeline:
             task.cancel()
 
     async def _pump(self, src: Source, queue: asyncio.Queue[Any]) -> None:
+        hard_cancel = False
         try:
             async with src:
                 async for item in src:
                     await queue.put((time.perf_counter(), item))
         except asyncio.CancelledError:
             if not self._stop_requested:
-                raise  # hard cancellation of the whole run
+                hard_cancel = True  # the whole run is cancelled: nobody drains the queue
+                raise
             log.info("source %s stopped on request", src.name)
         finally:
-            await queue.put(None)
+            if not hard_cancel:
+                await queue.put(None)  # tell the consumer this source has ended
 
     async def _consume(self, queue: asyncio.Queue[Any], n_sources: int) -> None:
         ended = 0
@@ -203,9 +241,9 @@ class Pipeline:
                 continue
             t_in, item = entry
             await self.process(item)
-            stats = self.stats
-            if isinstance(item, Block) and len(stats.latency_s) < stats.max_latency_samples:
-                stats.latency_s.append(time.perf_counter() - t_in)
+            self.stats.items += 1
+            if isinstance(item, Block):
+                self.stats.observe_latency(time.perf_counter() - t_in)
 
     async def _finish(self) -> None:
         for stream in self._streams.values():
@@ -282,6 +320,9 @@ class Pipeline:
         if not isinstance(item, Window):
             name = type(item).__name__
             self.stats.outputs[name] = self.stats.outputs.get(name, 0) + 1
+            if isinstance(item, Episode) and item.status == "ended":
+                k = (item.kind, item.priority.value)
+                self.stats.episodes[k] = self.stats.episodes.get(k, 0) + 1
             for sink in self.sinks:
                 await sink.handle(item)
         for i in range(first, len(stream.processors)):

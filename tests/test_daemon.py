@@ -57,3 +57,148 @@ def test_bad_sources_are_refused_before_start(tmp_path, body, message):
     proc = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(p)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and message in proc.stderr
+
+
+def _start(cfg, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "edge", "-v", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_the_daemon_speaks_sd_notify_over_a_real_datagram_socket(tmp_path, data_dir):
+    import socket
+
+    cfg = _config(tmp_path, data_dir)
+    cfg.write_text(cfg.read_text() + "[ops]\nmetrics_port = -1\nstatus_every_s = 0.5\n")
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(20)
+    proc = _start(cfg, {"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "1000000"})
+    got: list[str] = []
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                any(m.startswith("READY=1") for m in got)
+                and got.count("WATCHDOG=1") >= 2
+                and any(m.startswith("STATUS=") for m in got)):
+            got.append(sock.recv(4096).decode())
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while "STOPPING=1" not in got and time.monotonic() < deadline:
+            got.append(sock.recv(4096).decode())
+    finally:
+        out, err = proc.communicate(timeout=30)
+        sock.close()
+    assert got[0].startswith("READY=1")
+    assert got.count("WATCHDOG=1") >= 2
+    assert "STOPPING=1" in got
+    status = [m for m in got if m.startswith("STATUS=")]
+    assert status and "source(s)" in status[-1]
+    assert proc.returncode == 0, err
+
+
+def test_metrics_are_served_on_localhost_while_running(tmp_path, data_dir):
+    import re
+    import urllib.request
+
+    cfg = _config(tmp_path, data_dir)
+    cfg.write_text(cfg.read_text() + "[ops]\nmetrics_port = 0\n")
+    proc = _start(cfg)
+    try:
+        assert proc.stderr is not None
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            m = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", line)
+            url = m.group(1) if m else None
+        assert url, "the daemon did not report its metrics address"
+        time.sleep(2.0)
+        body = urllib.request.urlopen(url, timeout=10).read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert 'edge_source_samples_total{source="replay"}' in body
+    samples = float(re.search(r'edge_source_samples_total\{source="replay"\} (\S+)',
+                              body).group(1))
+    assert samples > 0
+    assert "edge_block_latency_seconds_bucket" in body
+    assert "edge_outbox_pending" in body
+
+
+def test_a_stalled_pipeline_stops_the_watchdog_pings(tmp_path, data_dir, monkeypatch, caplog):
+    """A sink that never returns stalls processing: pings stop, one error line says why."""
+    import asyncio
+    import logging
+    import socket
+
+    from edge.config import load_config
+    from edge.daemon import Daemon
+    from edge.ops.sdnotify import Notifier
+
+    cfg_path = _config(tmp_path, data_dir)
+    cfg_path.write_text(cfg_path.read_text()
+                        + "[ops]\nmetrics_port = -1\nstall_s = 1.0\nstatus_every_s = 60\n")
+    sock_path = str(tmp_path / "n.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.setblocking(False)
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+
+    class HangingSink:
+        async def handle(self, item):
+            await asyncio.Event().wait()  # e.g. a storage call that never returns
+
+        async def close(self):
+            pass
+
+    async def scenario():
+        daemon = Daemon(load_config(cfg_path), Notifier(sock_path))
+        daemon.pipeline.sinks.append(HangingSink())
+        task = asyncio.create_task(daemon.run())
+        await asyncio.sleep(3.0)
+        pings_before = _drain(sock)
+        await asyncio.sleep(1.0)
+        pings_after = _drain(sock)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return pings_before, pings_after
+
+    import contextlib
+
+    with caplog.at_level(logging.ERROR):
+        before, after = asyncio.run(scenario())
+    sock.close()
+    assert "READY=1" in before[0]
+    assert after.count("WATCHDOG=1") == 0
+    assert "pipeline stalled" in caplog.text
+
+
+def _drain(sock):
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            return out
+
+
+def test_sighup_reloads_thresholds_and_keeps_streaming(tmp_path, data_dir):
+    cfg = _config(tmp_path, data_dir)
+    cfg.write_text(cfg.read_text() + "[ops]\nmetrics_port = -1\n")
+    proc = _start(cfg)
+    time.sleep(3.0)
+    cfg.write_text(cfg.read_text() + "[rate_rules]\ntachy_bpm = 130.0\n")
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    cfg.write_text(cfg.read_text() + "[rate_rules\n")  # broken: must be refused
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "configuration reloaded (2 processors updated)" in err
+    assert "reload refused, keeping the running configuration" in err

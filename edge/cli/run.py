@@ -15,7 +15,7 @@ def run(config_path: str) -> None:
     from edge.daemon import Daemon
 
     async def go() -> None:
-        result = await Daemon(get_config(config_path)).run()
+        result = await Daemon(get_config(config_path), config_path=config_path).run()
         click.echo(f"stopped after {result.stats.blocks} blocks; "
                    f"{result.episodes_stored} episode(s) stored")
 

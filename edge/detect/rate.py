@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edge.config import HeartRateConfig, RateRulesConfig
+from edge.config import EdgeConfig, HeartRateConfig, RateRulesConfig
 from edge.pipeline import Item, Output, StreamContext
 from edge.types import (
     VITAL_UNITS,
@@ -80,6 +80,9 @@ class HeartRateProcessor:
 
     def accepts(self, item: Item) -> bool:
         return isinstance(item, Beat | Gap)
+
+    def reconfigure(self, config: EdgeConfig) -> None:
+        self.config = config.heart_rate
 
     def feed(self, item: Item) -> Iterable[Output]:
         if isinstance(item, Gap):
@@ -150,6 +153,10 @@ class RateRules:
 
     def accepts(self, item: Item) -> bool:
         return isinstance(item, Beat | Gap | Window)
+
+    def reconfigure(self, config: EdgeConfig) -> None:
+        """New thresholds apply from the next beat; an open episode keeps its identity."""
+        self.config = config.rate_rules
 
     def feed(self, item: Item) -> Iterable[Output]:
         if isinstance(item, Window):

@@ -1,0 +1,1 @@
+"""Running in production: systemd notification, watchdog, metrics."""
