@@ -923,7 +923,8 @@ def example_toml(config: EdgeConfig | None = None) -> str:
             continue
         # collections of tables: show one commented-out example entry
         hint = typing.get_type_hints(EdgeConfig)[section.name]
-        item_cls = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)][0]
+        item_cls = typing.cast(
+            type, [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)][0])
         lines += ["", f"# {section.metadata.get('rationale', section.name)}"]
         header = f"[[{section.name}]]" if isinstance(value, tuple) else f"[{section.name}.NAME]"
         lines += [f"# {header}"] + _table_lines(item_cls(), comment_out=True)

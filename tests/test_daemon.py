@@ -116,6 +116,8 @@ def test_metrics_are_served_on_localhost_while_running(tmp_path, data_dir):
         assert url, "the daemon did not report its metrics address"
         time.sleep(2.0)
         body = urllib.request.urlopen(url, timeout=10).read().decode()
+        status = subprocess.run([sys.executable, "-m", "edge", "status", "--url", url, "--json"],
+                                capture_output=True, text=True, timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -125,6 +127,35 @@ def test_metrics_are_served_on_localhost_while_running(tmp_path, data_dir):
     assert samples > 0
     assert "edge_block_latency_seconds_bucket" in body
     assert "edge_outbox_pending" in body
+    import json
+
+    summary = json.loads(status.stdout)
+    assert summary["sources"]["replay"]["samples"] > 0
+
+
+def test_status_without_a_daemon_is_one_clear_line():
+    proc = subprocess.run([sys.executable, "-m", "edge", "status", "--url",
+                           "http://127.0.0.1:9/metrics"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0 and "no daemon answering" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("fmt,check", [
+    ("json", lambda line: __import__("json").loads(line)["level"] in ("info", "warning")),
+    ("journal", lambda line: line.startswith(("<6>", "<4>"))),
+])
+def test_log_lines_come_in_the_chosen_format(tmp_path, data_dir, fmt, check):
+    cfg = _config(tmp_path, data_dir)
+    cfg.write_text(cfg.read_text() + "[ops]\nmetrics_port = -1\n")
+    env = {**os.environ, "EDGE_LOG_FORMAT": fmt}
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "-v", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and all(check(line) for line in lines), lines[:3]
 
 
 def test_a_stalled_pipeline_stops_the_watchdog_pings(tmp_path, data_dir, monkeypatch, caplog):

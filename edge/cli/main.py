@@ -7,24 +7,32 @@ import logging
 import click
 
 from edge import __version__
+from edge.ops.logs import setup_logging
 from edge.cli.bench import bench
 from edge.cli.config import config
 from edge.cli.demo import demo
 from edge.cli.evaluate import evaluate
 from edge.cli.events import events
+from edge.cli.frames import frames
 from edge.cli.record import record
 from edge.cli.replay import replay
 from edge.cli.run import run
+from edge.cli.status import status
+from edge.cli.serial import serial_group
+from edge.cli.simulate import simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vitals-edge")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json", "journal"]),
+              envvar="EDGE_LOG_FORMAT", default="text", show_default=True,
+              help="Log lines as text, JSON lines, or journald priority prefixes.")
+def cli(verbose: int, log_format: str) -> None:
     """vitals-edge: an edge gateway for wearables (BLE, serial) with on-device detection."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
 
 
-for command in (run, demo, replay, record, events, evaluate, bench, config):
+for command in (run, status, demo, replay, record, events, evaluate, bench, config, simulate,
+                serial_group, frames):
     cli.add_command(command)
