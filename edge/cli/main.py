@@ -7,7 +7,6 @@ import logging
 import click
 
 from edge import __version__
-from edge.ops.logs import setup_logging
 from edge.cli.bench import bench
 from edge.cli.config import config
 from edge.cli.demo import demo
@@ -17,9 +16,10 @@ from edge.cli.frames import frames
 from edge.cli.record import record
 from edge.cli.replay import replay
 from edge.cli.run import run
-from edge.cli.status import status
 from edge.cli.serial import serial_group
 from edge.cli.simulate import simulate
+from edge.cli.status import status
+from edge.ops.logs import setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
