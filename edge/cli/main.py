@@ -15,6 +15,7 @@ from edge.cli.events import events
 from edge.cli.frames import frames
 from edge.cli.record import record
 from edge.cli.replay import replay
+from edge.cli.doctor import doctor
 from edge.cli.run import run
 from edge.cli.serial import serial_group
 from edge.cli.simulate import simulate
@@ -33,6 +34,6 @@ def cli(verbose: int, log_format: str) -> None:
     setup_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
 
 
-for command in (run, status, demo, replay, record, events, evaluate, bench, config, simulate,
+for command in (run, status, doctor, demo, replay, record, events, evaluate, bench, config, simulate,
                 serial_group, frames):
     cli.add_command(command)
