@@ -16,6 +16,7 @@ from edge.cli.frames import frames
 from edge.cli.record import record
 from edge.cli.replay import replay
 from edge.cli.doctor import doctor
+from edge.cli.outbox import outbox
 from edge.cli.run import run
 from edge.cli.serial import serial_group
 from edge.cli.simulate import simulate
