@@ -12,14 +12,11 @@ from edge.cli.config import config
 from edge.cli.demo import demo
 from edge.cli.evaluate import evaluate
 from edge.cli.events import events
-from edge.cli.frames import frames
 from edge.cli.record import record
 from edge.cli.replay import replay
 from edge.cli.doctor import doctor
 from edge.cli.outbox import outbox
 from edge.cli.run import run
-from edge.cli.serial import serial_group
-from edge.cli.simulate import simulate
 from edge.cli.status import status
 from edge.ops.logs import setup_logging
 
@@ -35,6 +32,6 @@ def cli(verbose: int, log_format: str) -> None:
     setup_logging(logging.WARNING - 10 * min(verbose, 2), log_format)
 
 
-for command in (run, status, doctor, demo, replay, record, events, evaluate, bench, config, simulate,
-                serial_group, frames):
+for command in (run, status, doctor, demo, replay, record, events, outbox, evaluate, bench,
+                config):
     cli.add_command(command)
