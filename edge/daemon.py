@@ -20,6 +20,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -77,6 +78,7 @@ class Daemon:
         self.metrics_port: int | None = None
         self.config_path = config_path
         self.reloads = 0
+        self.sync_engine: Any = None
         self._outbox: Outbox | None = None
 
     def reload(self) -> None:
@@ -100,6 +102,19 @@ class Daemon:
         self.config = replace(new, sources=self.config.sources)
         self.reloads += 1
         log.info("configuration reloaded (%d processors updated)", applied)
+
+    def _wake_sync(self) -> None:
+        if self.sync_engine is not None:
+            self.sync_engine.wake()
+
+    def _sync_gauges(self, outbox: Outbox) -> dict[str, float]:
+        from edge.sync import sync_status
+
+        st = sync_status(outbox)
+        return {"edge_outbox_pending": float(st.queue_depth),
+                "edge_outbox_failed": float(st.failed),
+                "edge_sync_lag_seconds": float(st.lag_s),
+                "edge_sync_delivered": float(st.delivered_total)}
 
     def stop(self) -> None:
         log.info("stop requested: draining the pipeline")
@@ -138,17 +153,37 @@ class Daemon:
                 self.notifier.status(self._status_line())
                 last_status = now
 
+    async def _sync(self, outbox: Outbox) -> None:
+        """Deliver stored episodes to the backend until cancelled (never raises SyncError)."""
+        from edge.sync import SyncEngine, Uploader
+
+        async with Uploader(self.config) as uploader:
+            self.sync_engine = SyncEngine(outbox, uploader, self.config)
+            await self.sync_engine.run()
+
+    async def _final_sync(self, outbox: Outbox, timeout_s: float) -> None:
+        """On shutdown, one last attempt to deliver what is pending (bounded in time)."""
+        from edge.errors import SyncError
+        from edge.sync import SyncEngine, Uploader
+
+        try:
+            async with asyncio.timeout(timeout_s), Uploader(self.config) as uploader:
+                report = await SyncEngine(outbox, uploader, self.config).sync_once()
+                log.info("final sync delivered %d event(s)", report.delivered)
+        except (TimeoutError, SyncError) as exc:
+            log.warning("final sync incomplete (%s); events stay in the outbox",
+                        type(exc).__name__)
+
     async def run(self) -> DaemonResult:
         loop = asyncio.get_running_loop()
         ops = self.config.ops
         with Outbox(self.config.store.path) as outbox:
             self._outbox = outbox
-            sink = OutboxSink(outbox)
+            sink = OutboxSink(outbox, on_stored=self._wake_sync)
             self.pipeline.sinks.append(sink)
             registry = CollectorRegistry()
             registry.register(EdgeCollector(self.pipeline, self.sources,
-                                            lambda: {"edge_outbox_pending":
-                                                     outbox.counts()["pending"]}))
+                                            lambda: self._sync_gauges(outbox)))
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -160,10 +195,16 @@ class Daemon:
                         self.metrics_port = server.port
                     async with asyncio.TaskGroup() as tg:
                         supervisor = tg.create_task(self._supervise(), name="supervisor")
+                        syncer = (tg.create_task(self._sync(outbox), name="sync")
+                                  if self.config.sync.url else None)
                         log.info("monitoring %d source(s)", len(self.sources))
                         self.notifier.ready(self._status_line())
                         stats = await self.pipeline.run(*self.sources)
                         supervisor.cancel()
+                        if syncer is not None:
+                            syncer.cancel()
+                    if self.config.sync.url:
+                        await self._final_sync(outbox, self.config.sync.request_timeout_s)
             finally:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(sig)

@@ -233,3 +233,33 @@ def test_sighup_reloads_thresholds_and_keeps_streaming(tmp_path, data_dir):
     assert proc.returncode == 0, err
     assert "configuration reloaded (2 processors updated)" in err
     assert "reload refused, keeping the running configuration" in err
+
+
+def test_the_daemon_delivers_episodes_to_the_backend_while_running(tmp_path, data_dir):
+    """Replay 208 (a false asystole and PVC runs make episodes) into a real test backend."""
+    import json as _json
+
+    from edge.sync.testserver import start_test_backend
+
+    (tmp_path / "token").write_text("s3cret-token\n")
+    os.chmod(tmp_path / "token", 0o600)
+    with start_test_backend(tmp_path / "backend.sqlite3", auth="bearer",
+                            bearer_token_file=str(tmp_path / "token")) as be:
+        rec = data_dir / "mitdb" / "208"
+        cfg = tmp_path / "edge.toml"
+        cfg.write_text(
+            f'[store]\npath = "{tmp_path / "outbox.sqlite3"}"\n'
+            f'[ops]\nmetrics_port = -1\n'
+            f'[sync]\nurl = "{be.url}"\npoll_interval_s = 0.5\n'
+            f'[auth]\nmode = "bearer"\ntoken_file = "{tmp_path / "token"}"\n'
+            f'[[sources]]\ntype = "replay"\npath = "{rec}"\nspeed = 400.0\n')
+        proc = _start(cfg)
+        out, err = proc.communicate(timeout=120)  # the record ends: the daemon stops by itself
+        assert proc.returncode == 0, err
+        stored = subprocess.run([sys.executable, "-m", "edge", "outbox", "status", "--outbox",
+                                 str(tmp_path / "outbox.sqlite3"), "--json"],
+                                capture_output=True, text=True, timeout=60)
+        status = _json.loads(stored.stdout)
+    assert "s3cret" not in err  # secrets never logged
+    assert status["queue_depth"] == 0
+    assert status["delivered_total"] >= 1

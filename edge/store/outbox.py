@@ -33,7 +33,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -472,18 +472,22 @@ class OutboxSink:
     and every held episode is retried on the next one (and on close).
     """
 
-    def __init__(self, outbox: Outbox, max_held: int = 10_000) -> None:
+    def __init__(self, outbox: Outbox, max_held: int = 10_000,
+                 on_stored: Callable[[], None] | None = None) -> None:
         self.outbox = outbox
         self.stored = 0
         self.failures = 0
         self.held: list[Episode] = []
         self._max_held = max_held
+        self.on_stored = on_stored  # e.g. wake the sync engine
 
     def _drain(self) -> None:
         while self.held:
             self.outbox.put(self.held[0])
             self.held.pop(0)
             self.stored += 1
+            if self.on_stored is not None:
+                self.on_stored()
 
     async def handle(self, item: object) -> None:
         if not isinstance(item, Episode):
