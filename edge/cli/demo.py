@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import time
@@ -17,8 +18,10 @@ from edge.app import run_pipeline
 from edge.cli.common import config_option, get_config, print_json, run_async
 from edge.clock import VirtualClock
 from edge.evaluate.beats import match_beats, reference_beats
-from edge.sources.replay import TraceSource
+from edge.sim.serial_device import VirtualSerialDevice
+from edge.sources.serial import SerialSource
 from edge.store.outbox import Outbox
+from edge.trace.format import Annotation, read_trace
 
 DEMO_TRACE = "mitdb208-5min.vetrace"
 
@@ -30,7 +33,8 @@ def demo_trace_path() -> Path:
 @click.command()
 @click.option("--speed", type=float, default=30.0, show_default=True,
               help="Stream at SPEED x real time.")
-@click.option("--fast", is_flag=True, help="As fast as possible (ignores --speed).")
+@click.option("--fast", is_flag=True,
+              help="As fast as the serial link takes it (ignores --speed; same results).")
 @click.option("--workdir", type=click.Path(file_okay=False), default="edge-demo",
               show_default=True, help="Where the demo keeps its outbox (emptied first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -38,9 +42,11 @@ def demo_trace_path() -> Path:
 def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str | None) -> None:
     """Run the whole gateway on a virtual wearable, no hardware needed.
 
-    The wearable streams 5 minutes of MIT-BIH record 208 (lead MLII, PhysioNet,
-    ODC-BY 1.0) in 0.25 s packets; the pipeline detects beats, heart rate and
-    episodes and stores them in an outbox.
+    The wearable is a virtual serial device on a pseudo-terminal: it streams
+    5 minutes of MIT-BIH record 208 (lead MLII, PhysioNet, ODC-BY 1.0) in 0.25 s
+    SAMPLES frames of the firmware_bridge protocol, and the gateway reads it
+    through the serial source, as it would a wearable on USB. The pipeline
+    detects beats, heart rate and episodes and stores them in an outbox.
     """
     cfg = get_config(config_path)
     work = Path(workdir)
@@ -50,8 +56,16 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
     outbox_path = work / "outbox.sqlite3"
 
     async def go() -> dict[str, Any]:
-        clock = VirtualClock(start_wall=time.time(), speed=None if fast else speed)
-        src = TraceSource(demo_trace_path(), clock=clock)
+        # Arrivals are stamped from the device clock (see SerialSource): the demo runs
+        # faster than real time, and episode times must not depend on how much faster.
+        clock = VirtualClock(start_wall=time.time())
+        device = VirtualSerialDevice(demo_trace_path(), speed=None if fast else speed,
+                                     link=work / "wearable.pty")
+        device_task = asyncio.create_task(device.run(), name="virtual-wearable")
+        await _first(device.ready.wait(), device_task)
+        src = SerialSource(device.port(), device="demo-wearable", reconnect=False,
+                           clock=clock, device_clock_arrivals=True)
+        device.on_finished = src.stop  # the gateway acknowledged the last frame
         total = 300.0
         show = not as_json and sys.stderr.isatty()
         bar = click.progressbar(length=int(total), label="streaming", file=sys.stderr,
@@ -71,20 +85,25 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
             try:
                 stats, summary = await run_pipeline(src, cfg, clock=clock, outbox=store,
                                                     on_block=progress)
+                await device_task
             finally:
+                device_task.cancel()
                 if bar is not None:
                     bar.__exit__(None, None, None)
             stored = store.counts()
         wall = time.perf_counter() - t0
         fs = 360.0
-        ref_idx = np.array([a.index for a in src.annotations])
-        ref_sym = [a.symbol for a in src.annotations]
+        info, items = read_trace(demo_trace_path())
+        annotations = [a for a in items if isinstance(a, Annotation)]
+        ref_idx = np.array([a.index for a in annotations])
+        ref_sym = [a.symbol for a in annotations]
         ref = reference_beats(SimpleNamespace(sample=ref_idx, symbol=ref_sym))
         match = match_beats(ref, np.asarray(summary.beat_index), fs)
         pvc = sum(1 for s in ref_sym if s in ("V", "E"))
         out = {
-            "recording": src.info.metadata.get("title"),
-            "licence": src.info.metadata.get("licence"),
+            "recording": info.metadata.get("title"),
+            "licence": info.metadata.get("licence"),
+            "transport": "serial-pty",
             "signal_seconds": round(stats.samples / fs, 1),
             "wall_seconds": round(wall, 2),
             **summary.to_dict(),
@@ -95,6 +114,11 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
                          "latency_ms": stats.latency_ms(),
                          "processor_errors": stats.processor_errors},
             "outbox": {"path": str(outbox_path), **stored},
+            "link": {"frames": src.link.frames_in, "bytes": src.link.bytes_in,
+                     "decode_errors": src.decoder.stats.errors,
+                     "seq_lost": src.link.seq_lost, "gaps": src.stats.gaps,
+                     "reconnects": src.stats.reconnects,
+                     "acknowledged": device.finished_ok},
         }
         return out
 
@@ -105,11 +129,23 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
     _print_summary(out)
 
 
+async def _first(wait: Any, task: asyncio.Task[Any]) -> None:
+    """Await ``wait``, unless ``task`` fails first (then raise its error)."""
+    waiter = asyncio.ensure_future(wait)
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiter.done():
+        waiter.cancel()
+        task.result()
+
+
 def _print_summary(out: dict[str, Any]) -> None:
     ref = out["reference"]
     hr = out["heart_rate_bpm"] or {}
     click.echo(f"\n{out['recording']} ({out['licence']})")
-    click.echo(f"streamed {out['signal_seconds']} s of ECG in {out['wall_seconds']} s")
+    link = out["link"]
+    click.echo(f"streamed {out['signal_seconds']} s of ECG in {out['wall_seconds']} s over a "
+               f"serial pty ({link['frames']} frames, {link['decode_errors']} decode errors, "
+               f"{link['gaps']} gaps)")
     click.echo(f"beats detected: {out['beats']}  (reference {ref['beats']}, of which "
                f"{ref['pvc_beats']} PVCs; QRS sensitivity {ref['qrs_se']:.2%}, "
                f"positive predictivity {ref['qrs_ppv']:.2%})")

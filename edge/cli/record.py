@@ -7,6 +7,7 @@ import time
 import click
 
 from edge.cli.common import run_async
+from edge.errors import SourceError
 from edge.sources.base import Source
 from edge.sources.open import open_replay
 from edge.trace.format import TraceWriter
@@ -39,18 +40,44 @@ async def record_source(src: Source, out: str, metadata: dict[str, object],
 
 @click.command()
 @click.argument("out", type=click.Path(dir_okay=False, writable=True))
-@click.option("--from", "from_path", type=click.Path(), required=True,
+@click.option("--from", "from_path", type=click.Path(), default=None,
               help="Record from a replayed file (trace, WFDB or CSV).")
+@click.option("--serial", "serial_port", default=None,
+              help="Record from a device on this serial port (path or usb:VID:PID[:SERIAL]).")
+@click.option("--baud", type=int, default=921600, show_default=True, help="With --serial.")
+@click.option("--device", default="", help="With --serial: device name in the trace "
+              "(default: the device id from its HELLO).")
+@click.option("--stop-on-disconnect", is_flag=True,
+              help="With --serial: end the recording when the device disconnects "
+                   "(default: reconnect and go on until Ctrl-C or --seconds).")
 @click.option("--fs", type=float, default=None, help="Sample rate of a CSV input.")
 @click.option("--speed", type=float, default=None, help="Replay pace (default: fast).")
 @click.option("--seconds", type=float, default=None, help="Stop after this much stream time.")
-def record(out: str, from_path: str, fs: float | None, speed: float | None,
+def record(out: str, from_path: str | None, serial_port: str | None, baud: int, device: str,
+           stop_on_disconnect: bool, fs: float | None, speed: float | None,
            seconds: float | None) -> None:
     """Record a source into the trace file OUT (append-only, crash-safe).
 
-    Live transports add their own options (--serial, --ble) to this command.
+    The source is a replayed file (--from) or a live device (--serial); give one.
     """
-    src = open_replay(from_path, fs=fs, speed=speed)
-    meta = {"recorded_at": time.time(), "source": f"replay:{from_path}"}
-    n = run_async(record_source(src, out, meta, seconds))
+    if (from_path is None) == (serial_port is None):
+        raise click.UsageError("give exactly one of --from PATH or --serial PORT")
+    src: Source
+    if serial_port is not None:
+        from edge.sources.serial import SerialSource
+
+        src = SerialSource(serial_port, baud=baud, device=device,
+                           reconnect=not stop_on_disconnect)
+        meta = {"recorded_at": time.time(), "source": f"serial:{serial_port}", "baud": baud}
+    else:
+        assert from_path is not None
+        src = open_replay(from_path, fs=fs, speed=speed)
+        meta = {"recorded_at": time.time(), "source": f"replay:{from_path}"}
+    try:
+        n = run_async(record_source(src, out, meta, seconds))
+    except KeyboardInterrupt:
+        click.echo(f"{out}: recording stopped", err=True)
+        return
+    except SourceError as exc:  # pragma: no cover - run_async already converts
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"{out}: {n} items recorded")

@@ -1,0 +1,84 @@
+"""``edge simulate``: virtual devices that speak the real protocols over real (pseudo) links."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import click
+
+import firmware_bridge as fb
+from edge.cli.common import run_async
+from edge.sim.serial_device import VirtualSerialDevice
+
+
+@click.group()
+def simulate() -> None:
+    """Run a virtual wearable for a gateway (or `edge serial monitor`) to connect to."""
+
+
+@simulate.command("serial")
+@click.option("--trace", "trace", type=click.Path(exists=True), required=True,
+              help="What to stream: a trace, a WFDB record (no extension) or a CSV file.")
+@click.option("--fs", type=float, default=None, help="Sample rate of a CSV file.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="x real time.")
+@click.option("--fast", is_flag=True, help="As fast as the reader takes it (ignores --speed).")
+@click.option("--drop", type=click.FloatRange(0, 1), default=0.0,
+              help="Drop each SAMPLES frame with this probability.")
+@click.option("--corrupt", type=click.FloatRange(0, 1), default=0.0,
+              help="Corrupt one byte of each SAMPLES frame with this probability.")
+@click.option("--disconnect-after", type=float, default=None,
+              help="Close the pty after this many seconds of stream.")
+@click.option("--reconnect-after", type=float, default=None,
+              help="Re-open a new pty this many stream seconds after the disconnect.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the faults.")
+@click.option("--link", type=click.Path(dir_okay=False), default=None,
+              help="Keep a symlink here to the current pty (stable across reconnects).")
+@click.option("--format", "sample_format", type=click.Choice(["int16", "int24"]),
+              default="int16", show_default=True, help="Sample format on the wire.")
+@click.option("--frame-s", type=float, default=0.25, show_default=True,
+              help="Seconds of samples per SAMPLES frame.")
+@click.option("--capture", type=click.Path(dir_okay=False), default=None,
+              help="Also write every byte sent to this file (for `edge frames decode`).")
+@click.option("--faults", "faults_path", type=click.Path(dir_okay=False), default=None,
+              help="Write injected faults here as JSON lines (default: stderr).")
+def serial(trace: str, fs: float | None, speed: float, fast: bool, drop: float, corrupt: float,
+           disconnect_after: float | None, reconnect_after: float | None, seed: int,
+           link: str | None, sample_format: str, frame_s: float, capture: str | None,
+           faults_path: str | None) -> None:
+    """Stream TRACE as a wearable on a pseudo-terminal, through the real protocol.
+
+    Prints the port to open (the --link path if given) on the first line, then
+    streams until the recording ends or Ctrl-C. Every dropped, corrupted or
+    disconnected frame is reported as a JSON line with its sample range.
+    """
+    faults_fh = open(faults_path, "w") if faults_path else sys.stderr  # noqa: SIM115
+    device = VirtualSerialDevice(
+        trace, speed=None if fast else speed, fs=fs, link=link, frame_s=frame_s,
+        sample_format=fb.SampleFormat[sample_format.upper()], drop=drop, corrupt=corrupt,
+        disconnect_after=disconnect_after, reconnect_after=reconnect_after, seed=seed,
+        capture=capture, faults_log=faults_fh)
+
+    async def go() -> dict[str, Any]:
+        task = asyncio.create_task(device.run())
+        ready = asyncio.ensure_future(device.ready.wait())
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            task.result()
+        click.echo(device.port())
+        sys.stdout.flush()
+        stats = await task
+        return {"event": "done", **vars(stats), "faults": len(device.faults),
+                "acknowledged": device.finished_ok}
+
+    try:
+        out = run_async(go())
+    except KeyboardInterrupt:
+        out = {"event": "interrupted", **vars(device.stats), "faults": len(device.faults)}
+    finally:
+        if faults_path:
+            faults_fh.close()
+    click.echo(json.dumps(out), err=True)

@@ -1,0 +1,1 @@
+"""Simulated devices for development and tests: real protocols over real (pseudo) links."""
