@@ -32,6 +32,10 @@ def test_demo_streams_the_shipped_recording_to_detected_and_stored_episodes(run)
     assert ref["qrs_se"] >= 0.97 and ref["qrs_ppv"] >= 0.99
     assert 95 <= out["heart_rate_bpm"]["mean"] <= 112
     assert out["outbox"]["total"] == len(out["episodes"])
+    sync = out["sync"]  # delivered to a real FHIR test backend process, verified there
+    assert sync["delivered"] == out["outbox"]["total"] and sync["pending"] == 0
+    assert sync["duplicates"] == 0 and sync["missing"] == 0
+    assert sync["checked"] == out["outbox"]["total"]
     assert out["pipeline"]["processor_errors"] == {}
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import shutil
 import sys
 import time
 from importlib import resources
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,10 +20,13 @@ import numpy as np
 from edge.app import run_pipeline
 from edge.cli.common import config_option, get_config, print_json, run_async
 from edge.clock import VirtualClock
+from edge.config import EdgeConfig
 from edge.evaluate.beats import match_beats, reference_beats
 from edge.sim.serial_device import VirtualSerialDevice
 from edge.sources.serial import SerialSource
 from edge.store.outbox import Outbox
+from edge.sync.deliver import deliver_all
+from edge.sync.testserver import start_test_backend
 from edge.trace.format import Annotation, read_trace
 
 DEMO_TRACE = "mitdb208-5min.vetrace"
@@ -92,6 +98,7 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
                     bar.__exit__(None, None, None)
             stored = store.counts()
         wall = time.perf_counter() - t0
+        delivery = await _deliver_to_local_backend(work, outbox_path, cfg)
         fs = 360.0
         info, items = read_trace(demo_trace_path())
         annotations = [a for a in items if isinstance(a, Annotation)]
@@ -114,6 +121,7 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
                          "latency_ms": stats.latency_ms(),
                          "processor_errors": stats.processor_errors},
             "outbox": {"path": str(outbox_path), **stored},
+            "sync": delivery,
             "link": {"frames": src.link.frames_in, "bytes": src.link.bytes_in,
                      "decode_errors": src.decoder.stats.errors,
                      "seq_lost": src.link.seq_lost, "gaps": src.stats.gaps,
@@ -127,6 +135,27 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
         print_json(out)
         return
     _print_summary(out)
+
+
+async def _deliver_to_local_backend(work: Path, outbox_path: Path,
+                                    cfg: EdgeConfig) -> dict[str, Any]:
+    """Start the local FHIR test backend (a real HTTP server process) and deliver the outbox.
+
+    The backend is the repository's reference receiver (edge/sync/testserver.py):
+    it validates each transaction Bundle with fhir.resources, requires a bearer
+    token and stores what it accepts. A production gateway points [sync] url
+    at the hospital's FHIR server instead.
+    """
+    token = work / "backend-token"
+    fd = os.open(token, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.write(fd, secrets.token_urlsafe(24).encode())
+    os.close(fd)
+    cfg = replace(cfg, auth=replace(cfg.auth, mode="bearer", token_file=str(token)))
+    with start_test_backend(work / "backend.sqlite3", auth="bearer",
+                            bearer_token_file=str(token)) as backend:
+        report = await deliver_all(outbox_path, backend.url, cfg)
+        return {"backend": backend.url, "backend_kind": "local FHIR test backend",
+                **report.to_dict()}
 
 
 async def _first(wait: Any, task: asyncio.Task[Any]) -> None:
@@ -156,5 +185,10 @@ def _print_summary(out: dict[str, Any]) -> None:
         click.echo(f"  {ep['kind']:12} {ep['priority']:8} {ep['duration_s']:6.1f} s "
                    f"(by {ep['detector']} {ep['detector_version']})")
     ob = out["outbox"]
-    click.echo(f"stored in {ob['path']}: {ob['total']} episode(s), {ob['pending']} awaiting sync")
+    click.echo(f"stored in {ob['path']}: {ob['total']} episode(s)")
+    sy = out["sync"]
+    click.echo(f"synced: {sy['delivered']} episode(s) delivered to the {sy['backend_kind']} at "
+               f"{sy['backend']} as FHIR R4 transaction bundles ({sy['bundles']} bundle(s), "
+               f"{sy['duplicates']} duplicates, {sy['missing']} missing, "
+               f"{sy['pending']} still pending)")
     click.echo(f"list them: edge events --outbox {ob['path']}")
