@@ -8,8 +8,8 @@ import secrets
 import shutil
 import sys
 import time
-from importlib import resources
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
