@@ -1,0 +1,271 @@
+"""Model input features: the one implementation used by training and at run time.
+
+Each feature set has a name and a version recorded in the model manifest
+(``input.features``); a manifest naming a set this module does not implement
+is refused (:class:`~edge.errors.ModelSpecError`), so a model can never be fed
+inputs prepared differently from the ones it was trained on.
+
+* ``af_rr_v1``: a window of :data:`AF_WINDOW_RR` consecutive RR intervals
+  (seconds) -> the RR sequence normalised by its median plus robust
+  irregularity statistics (Tateno & Glass 2001 use the RR-difference
+  distribution; Sarkar et al. 2008 the successive-difference dispersion;
+  RMSSD and pNN-type fractions as in Dash et al. 2009).
+* ``beat_v1``: a beat-centred ECG window, band-passed 0.5-40 Hz and
+  resampled to :data:`BEAT_FS` Hz, scaled by the running median template of
+  the patient's recent beats, the difference to that template, and the RR
+  prematurity / compensatory-pause ratios (de Chazal et al. 2004 RR
+  features; template matching as in Hamilton's OSEA beat classifier).
+* ``quality_v1``: a :data:`QUALITY_WINDOW_S` s ECG window -> spectral and
+  statistical signal-quality indices (Li, Mark & Clifford 2008: kSQI, sSQI,
+  pSQI, basSQI; Clifford et al. 2012).
+
+All functions are pure numpy/scipy on arrays; streaming state (the beat
+template) lives in the small :class:`BeatFeatureExtractor` object.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import lru_cache
+
+import numpy as np
+from scipy import signal as sps
+
+# -- AF from RR intervals -------------------------------------------------------------------
+
+AF_FEATURES = "af_rr_v1"
+AF_WINDOW_RR = 32
+#: Scalars appended to the normalised RR sequence, in this order.
+AF_SCALARS = ("rmssd_n", "mad_d_n", "pnn50", "pdiff10", "cv", "rmssd_trim_n", "sd1_sd2",
+              "turning_ratio", "hr_100")
+AF_N_FEATURES = AF_WINDOW_RR + len(AF_SCALARS)
+
+
+def af_features(rr_s: np.ndarray) -> np.ndarray:
+    """Features of RR windows: ``rr_s`` (n, 32) or (32,) seconds -> (n, 41) float32.
+
+    The first 32 values are ``RR / median(RR) - 1`` clipped to [-1, 2]; the
+    rest are :data:`AF_SCALARS` (dimensionless or scaled to about unit range).
+    """
+    rr = np.atleast_2d(np.asarray(rr_s, dtype=np.float64))
+    if rr.shape[1] != AF_WINDOW_RR:
+        raise ValueError(f"af_features needs windows of {AF_WINDOW_RR} RR intervals, "
+                         f"got {rr.shape[1]}")
+    med = np.maximum(np.median(rr, axis=1, keepdims=True), 1e-3)
+    r = rr / med
+    seq = np.clip(r - 1.0, -1.0, 2.0)
+    d = np.diff(rr, axis=1)
+    dn = d / med
+    absdn = np.abs(dn)
+    rmssd_n = np.sqrt(np.mean(dn**2, axis=1))
+    mad_d_n = np.median(absdn, axis=1)
+    pnn50 = np.mean(np.abs(d) > 0.050, axis=1)
+    pdiff10 = np.mean(absdn > 0.10, axis=1)
+    cv = np.std(r, axis=1)
+    # RMSSD without the 4 largest successive differences: isolated ectopic beats
+    # (one short + one long RR) do not make a regular rhythm look irregular.
+    trimmed = np.sort(absdn, axis=1)[:, :-4]
+    rmssd_trim_n = np.sqrt(np.mean(trimmed**2, axis=1))
+    sd1 = np.std(d, axis=1) / np.sqrt(2.0)
+    sd2 = np.sqrt(np.maximum(2 * np.var(rr, axis=1) - sd1**2, 1e-12))
+    sd1_sd2 = np.clip(sd1 / sd2, 0.0, 3.0)
+    s = np.sign(d)
+    turning_ratio = np.mean(s[:, 1:] * s[:, :-1] < 0, axis=1)
+    hr_100 = 0.6 / med[:, 0]  # heart rate / 100 bpm
+    scalars = np.stack([rmssd_n, mad_d_n, pnn50, pdiff10, cv, rmssd_trim_n, sd1_sd2,
+                        turning_ratio, hr_100], axis=1)
+    return np.concatenate([seq, np.clip(scalars, 0.0, 5.0)], axis=1).astype(np.float32)
+
+
+def rr_windows(beat_index: np.ndarray, fs: float, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of 32 RR intervals every ``hop`` beats of a beat sequence.
+
+    Returns ``(rr_s (n, 32), last_beat_position (n,))`` where the window ending at
+    position ``k`` uses beats ``k-32 .. k``.
+    """
+    idx = np.asarray(beat_index, dtype=np.int64)
+    rr = np.diff(idx) / float(fs)
+    ends = np.arange(AF_WINDOW_RR, len(idx), hop)
+    if ends.size == 0:
+        return np.zeros((0, AF_WINDOW_RR)), ends
+    win = np.stack([rr[e - AF_WINDOW_RR:e] for e in ends])
+    return win, ends
+
+
+# -- beat classification --------------------------------------------------------------------
+
+BEAT_FEATURES = "beat_v1"
+BEAT_FS = 100.0
+BEAT_PRE_S = 0.25
+BEAT_POST_S = 0.45
+BEAT_N = int(round((BEAT_PRE_S + BEAT_POST_S) * BEAT_FS))  # 70 samples
+#: The band-pass runs on [beat - SEG_PRE_S, beat + SEG_POST_S] (zero phase), so
+#: a beat can be classified once SEG_POST_S of signal after it has arrived.
+SEG_PRE_S = 1.0
+SEG_POST_S = 0.6
+#: The post-RR (compensatory pause) feature is capped: a beat waits at most this
+#: long for its successor, in training as at run time.
+POST_RR_CAP_S = 1.2
+TEMPLATE_BEATS = 16
+BEAT_SCALARS = ("corr", "amp_ratio", "pre_ratio", "post_ratio", "post_pre", "avg_rr_s",
+                "width_ratio")
+BEAT_N_FEATURES = 2 * BEAT_N + len(BEAT_SCALARS)
+BEAT_CLASSES = ("N", "S", "V")
+
+
+@lru_cache(maxsize=16)
+def _bandpass(fs: float) -> np.ndarray:
+    hi = min(40.0, 0.45 * fs)
+    return sps.butter(2, [0.5, hi], btype="bandpass", fs=fs, output="sos")
+
+
+def beat_segment_bounds(index: int, fs: float) -> tuple[int, int]:
+    """Sample range ``[start, end)`` of the raw signal a beat's waveform needs."""
+    return index - int(round(SEG_PRE_S * fs)), index + int(round(SEG_POST_S * fs)) + 1
+
+
+def beat_waveform(segment: np.ndarray, fs: float) -> np.ndarray:
+    """The beat-centred waveform (mV, :data:`BEAT_N` samples at :data:`BEAT_FS` Hz).
+
+    ``segment`` is the raw signal over :func:`beat_segment_bounds` (the beat is
+    at offset ``round(SEG_PRE_S * fs)``).
+    """
+    x = np.asarray(segment, dtype=np.float64)
+    y = sps.sosfiltfilt(_bandpass(float(fs)), x - np.median(x), padlen=min(len(x) - 1, 60))
+    centre = round(SEG_PRE_S * fs)
+    t = centre + (np.arange(BEAT_N) / BEAT_FS - BEAT_PRE_S) * fs
+    w = np.interp(t, np.arange(len(y)), y)
+    return w - np.median(w)
+
+
+def _width(w: np.ndarray) -> float:
+    """Samples where the waveform's slope exceeds a third of its maximum: a QRS width proxy."""
+    slope = np.abs(np.diff(w))
+    m = slope.max()
+    return float(np.count_nonzero(slope > m / 3.0)) if m > 0 else 0.0
+
+
+class BeatFeatureExtractor:
+    """Per-stream state for ``beat_v1``: the running median template of recent beats.
+
+    Feed beats in order with :meth:`features`; the template is updated after each
+    beat, so a beat is always compared with the beats *before* it.
+    """
+
+    def __init__(self) -> None:
+        self._recent: deque[np.ndarray] = deque(maxlen=TEMPLATE_BEATS)
+        self._rr: deque[float] = deque(maxlen=8)
+
+    def reset(self) -> None:
+        self._recent.clear()
+        self._rr.clear()
+
+    def features(self, waveform: np.ndarray, pre_rr_s: float | None,
+                 post_rr_s: float | None) -> np.ndarray:
+        """Feature vector (:data:`BEAT_N_FEATURES`,) of one beat; updates the state.
+
+        ``pre_rr_s`` is None for the first beat after a reset; ``post_rr_s`` is
+        the time to the next beat capped at :data:`POST_RR_CAP_S` (None: unknown).
+        """
+        w = np.asarray(waveform, dtype=np.float64)
+        template = np.median(np.stack(self._recent), axis=0) if self._recent else w
+        scale = max(float(np.ptp(template)), 0.05)
+        avg = float(np.mean(self._rr)) if self._rr else (pre_rr_s or 0.8)
+        pre = pre_rr_s if pre_rr_s is not None else avg
+        post = min(post_rr_s, POST_RR_CAP_S) if post_rr_s is not None else POST_RR_CAP_S
+        sw = np.std(w)
+        st = np.std(template)
+        corr = float(np.dot(w - w.mean(), template - template.mean()) / (len(w) * sw * st)) \
+            if sw > 0 and st > 0 else 0.0
+        wt = _width(template)
+        scalars = np.array([
+            corr,
+            float(np.ptp(w)) / scale,
+            pre / avg,
+            post / avg,
+            post / max(pre, 0.1),
+            avg,
+            _width(w) / wt if wt > 0 else 1.0,
+        ])
+        out = np.concatenate([w / scale, (w - template) / scale, np.clip(scalars, -3.0, 5.0)])
+        self._recent.append(w)
+        if pre_rr_s is not None and 0.2 <= pre_rr_s <= 3.0:
+            self._rr.append(pre_rr_s)
+        return np.clip(out, -8.0, 8.0).astype(np.float32)
+
+
+# -- signal quality -------------------------------------------------------------------------
+
+QUALITY_FEATURES = "quality_v1"
+QUALITY_WINDOW_S = 5.0
+QUALITY_SCALARS = ("kurtosis_log", "skew", "psqi", "bas_sqi", "hf_ratio", "flat_frac",
+                   "zcr", "ptp_log", "ac_peak")
+QUALITY_N_FEATURES = len(QUALITY_SCALARS)
+
+
+def quality_features(window_mv: np.ndarray, fs: float) -> np.ndarray:
+    """Signal-quality indices of one ECG window (any rate >= 100 Hz) -> (9,) float32.
+
+    kSQI (kurtosis), sSQI (skewness), pSQI (5-15 Hz / 5-40 Hz power), basSQI
+    (1-40 Hz / 0-40 Hz power), high-frequency power ratio (> 40 Hz), fraction of
+    flat samples, zero-crossing rate of the band-passed signal, log peak-to-peak
+    amplitude and the highest autocorrelation at a plausible beat lag (0.3-2 s).
+    """
+    x = np.asarray(window_mv, dtype=np.float64)
+    x = x - np.mean(x)
+    f, p = sps.welch(x, fs=fs, nperseg=min(len(x), int(2 * fs)))
+    def band(lo: float, hi: float) -> float:
+        return float(np.sum(p[(f >= lo) & (f < hi)])) + 1e-12
+    y = sps.sosfiltfilt(_bandpass(float(fs)), x)
+    sd = np.std(y) + 1e-9
+    z = (y - y.mean()) / sd
+    kurt = float(np.mean(z**4))
+    skew = float(np.mean(z**3))
+    flat = float(np.mean(np.abs(np.diff(x)) < 1e-4))
+    zcr = float(np.mean(np.signbit(y[1:]) != np.signbit(y[:-1]))) * fs / 100.0
+    ac = np.correlate(z[: int(4 * fs)], z[: int(4 * fs)], mode="full")[int(4 * fs) - 1:]
+    ac = ac / (ac[0] + 1e-9)
+    lo_lag, hi_lag = int(0.3 * fs), min(int(2.0 * fs), len(ac) - 1)
+    ac_peak = float(ac[lo_lag:hi_lag].max()) if hi_lag > lo_lag else 0.0
+    out = np.array([
+        np.log(max(kurt, 1e-3)),
+        skew,
+        band(5, 15) / band(5, 40),
+        band(1, 40) / band(0, 40),
+        band(40, fs / 2) / band(0, fs / 2) if fs > 80 else 0.0,
+        flat,
+        zcr,
+        np.log(max(float(np.ptp(x)), 1e-3)),
+        ac_peak,
+    ])
+    return np.clip(out, -10.0, 10.0).astype(np.float32)
+
+
+def beat_feature_rows(signal_mv: np.ndarray, fs: float,
+                      beat_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``beat_v1`` features of every beat of a contiguous record, as the stream sees them.
+
+    Applies the run-time rules of :class:`~edge.detect.models.BeatClassifier`:
+    beats without :data:`SEG_PRE_S` of signal before them or :data:`SEG_POST_S`
+    after them are not classified (and do not update the template); the
+    post-RR is the time to the next beat capped at :data:`POST_RR_CAP_S`.
+    Returns ``(rows (n, BEAT_N_FEATURES), classified mask (n,))``.
+    """
+    x = np.asarray(signal_mv, dtype=np.float64)
+    idx = np.asarray(beat_index, dtype=np.int64)
+    ext = BeatFeatureExtractor()
+    rows = np.zeros((len(idx), BEAT_N_FEATURES), dtype=np.float32)
+    ok = np.zeros(len(idx), dtype=bool)
+    prev: int | None = None
+    for k, b in enumerate(idx.tolist()):
+        lo, hi = beat_segment_bounds(b, fs)
+        pre = None if prev is None else (b - prev) / fs
+        prev = b
+        if lo < 0 or hi > len(x):
+            continue
+        post = (idx[k + 1] - b) / fs if k + 1 < len(idx) else None
+        if post is None or post > POST_RR_CAP_S:
+            post = POST_RR_CAP_S
+        rows[k] = ext.features(beat_waveform(x[lo:hi], fs), pre, post)
+        ok[k] = True
+    return rows, ok

@@ -1,0 +1,192 @@
+"""The inference API: shipped models on both runtimes, manifests refused when they lie."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.errors import BackendUnavailableError, ModelError, ModelIntegrityError, ModelSpecError
+from edge.inference import ModelHandle, available_backends, list_models, load_model
+from edge.inference.bench import bench_all, sample_inputs
+from edge.inference.manifest import load_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "models"
+NAMES = ("af_rr", "beat_nsv", "ecg_quality")
+HAVE_LITERT = available_backends()["litert"] is not None
+
+
+def copy_model(tmp_path: Path, name: str) -> Path:
+    dst = tmp_path / name
+    shutil.copytree(MODELS / name, dst)
+    return dst
+
+
+def test_shipped_models_are_listed_with_all_four_files():
+    mans = {m.name: m for m in list_models(MODELS)}
+    assert set(NAMES) <= set(mans)
+    for name in NAMES:
+        kinds = {(f.format, f.precision) for f in mans[name].files}
+        assert kinds == {("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8")}
+        for f in mans[name].files:
+            assert f.path.stat().st_size < 2_000_000
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_shipped_model_loads_and_runs(name, fmt, precision):
+    if fmt == "tflite" and not HAVE_LITERT:
+        pytest.skip("no TFLite runtime on this platform")
+    m = load_model(MODELS / name, backend=fmt, precision=precision)
+    assert (m.format, m.precision, m.threads) == (fmt, precision, 1)
+    p = m.run(sample_inputs(m, 5))
+    assert p.shape == (5, len(m.classes))
+    assert np.allclose(p.sum(axis=1), 1.0, atol=0.05)
+
+
+@pytest.mark.skipif(not HAVE_LITERT, reason="no TFLite runtime on this platform")
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnx_and_tflite_agree_on_decisions(name, precision):
+    # Tolerance documented in the model cards: >= 98 % identical decisions.
+    onnx = load_model(MODELS / name, backend="onnx", precision=precision)
+    tfl = load_model(MODELS / name, backend="tflite", precision=precision)
+    x = sample_inputs(onnx, 500, seed=1)
+    a, b = onnx.run(x), tfl.run(x)
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.98
+    if precision == "fp32":
+        assert np.max(np.abs(a - b)) < 1e-4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_int8_agrees_with_fp32(name):
+    f32 = load_model(MODELS / name, precision="fp32")
+    i8 = load_model(MODELS / name, precision="int8")
+    x = sample_inputs(f32, 500, seed=2)
+    assert np.mean(f32.run(x).argmax(1) == i8.run(x).argmax(1)) >= 0.95
+
+
+def test_file_with_wrong_sha256_is_refused(tmp_path):
+    d = copy_model(tmp_path, "af_rr")
+    f = d / "af_rr.int8.onnx"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_model(d)
+
+
+def test_missing_file_is_refused(tmp_path):
+    d = copy_model(tmp_path, "af_rr")
+    (d / "af_rr.int8.onnx").unlink()
+    with pytest.raises(ModelIntegrityError, match="missing"):
+        load_model(d)
+
+
+def test_unknown_feature_set_is_refused(tmp_path):
+    d = copy_model(tmp_path, "af_rr")
+    man = json.loads((d / "manifest.json").read_text())
+    man["input"]["features"] = "af_rr_v9"
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelSpecError, match="not implemented"):
+        load_model(d)
+
+
+def test_model_whose_input_width_differs_from_its_spec_is_refused(tmp_path):
+    d = copy_model(tmp_path, "af_rr")
+    beat = copy_model(tmp_path, "beat_nsv")
+    # The AF manifest now points at the beat model's file (147 inputs, spec says 41).
+    src = beat / "beat_nsv.int8.onnx"
+    shutil.copy(src, d / "af_rr.int8.onnx")
+    man = json.loads((d / "manifest.json").read_text())
+    for f in man["files"]:
+        if f["path"] == "af_rr.int8.onnx":
+            f["sha256"] = load_manifest(beat).file("int8", "onnx").sha256
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelSpecError, match="inputs"):
+        load_model(d)
+
+
+def test_stream_below_the_minimum_rate_is_refused():
+    m = load_model(MODELS / "beat_nsv")
+    with pytest.raises(ModelSpecError, match="Hz"):
+        m.spec.check_stream(50.0, m.name)
+    m.spec.check_stream(250.0, m.name)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".tflite"])
+def test_malformed_model_file_gives_one_clear_model_error(tmp_path, suffix):
+    if suffix == ".tflite" and not HAVE_LITERT:
+        pytest.skip("no TFLite runtime")
+    d = copy_model(tmp_path, "af_rr")
+    bad = d / f"af_rr.int8{suffix}"
+    bad.write_bytes(b"this is not a model")
+    man = json.loads((d / "manifest.json").read_text())
+    from edge.inference.manifest import sha256_of
+
+    for f in man["files"]:
+        if f["path"] == bad.name:
+            f["sha256"] = sha256_of(bad)
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelError) as info:
+        load_model(bad)
+    assert "\n" not in str(info.value) and bad.name in str(info.value)
+
+
+def test_model_file_without_manifest_is_refused(tmp_path):
+    f = tmp_path / "lonely.onnx"
+    shutil.copy(MODELS / "af_rr" / "af_rr.int8.onnx", f)
+    with pytest.raises(ModelError, match="manifest"):
+        load_model(f)
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ModelError, match="backend"):
+        load_model(MODELS / "af_rr", backend="tensorflow")
+
+
+def test_missing_tflite_runtime_is_one_clear_error(monkeypatch):
+    import edge.inference.tflite_backend as tb
+
+    def none():
+        raise BackendUnavailableError("no TFLite runtime: install ai-edge-litert")
+
+    monkeypatch.setattr(tb, "_interpreter_class", none)
+    with pytest.raises(BackendUnavailableError, match="ONNX|ai-edge-litert"):
+        load_model(MODELS / "af_rr", backend="tflite")
+    assert load_model(MODELS / "af_rr", backend="onnx").run(np.zeros((1, 41))).shape == (1, 2)
+
+
+def test_run_async_gives_the_same_result():
+    m = load_model(MODELS / "af_rr")
+    x = sample_inputs(m, 3)
+    assert np.array_equal(asyncio.run(m.run_async(x)), m.run(x))
+    m.close()
+
+
+def test_handle_reloads_on_request_and_keeps_the_old_model_on_a_bad_file(tmp_path):
+    d = copy_model(tmp_path, "af_rr")
+    h = ModelHandle(d)
+    first = h.model
+    h.request_reload()
+    assert h.check() and h.model is not first and h.reloads == 1
+    f = d / "af_rr.int8.onnx"
+    f.write_bytes(f.read_bytes() + b"x")  # changed file: sha256 no longer matches
+    good = h.model
+    assert not h.check()
+    assert h.model is good and h.reload_errors == 1
+
+
+def test_bench_reports_p50_p99_and_ratio_per_file():
+    res = bench_all(MODELS, batches=(1, 8), calls=30)
+    assert res["results"]
+    for r in res["results"]:
+        for b in ("1", "8"):
+            v = r["batches"][b]
+            assert v["api"]["p50_us"] > 0 and v["bare"]["p99_us"] > 0 and v["ratio_p50"] > 0
