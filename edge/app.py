@@ -17,6 +17,7 @@ import numpy as np
 from edge.clock import Clock
 from edge.config import EdgeConfig
 from edge.detect.ecg import QrsProcessor
+from edge.detect.models import ModelSet
 from edge.detect.rate import HeartRateProcessor, RateRules
 from edge.pipeline import Output, Pipeline, PipelineStats, Processor, StreamContext
 from edge.sources.base import Source
@@ -33,14 +34,30 @@ def is_ecg_stream(ctx: StreamContext, channel_names: Sequence[str] = ()) -> bool
     return any(name.upper() in ECG_LEADS for name in channel_names)
 
 
-def processor_factory(config: EdgeConfig):  # type: ignore[no-untyped-def]
-    """The per-stream processors of the standard pipeline."""
+def load_models(config: EdgeConfig) -> ModelSet:
+    """The configured models, verified (sha256, input spec) and warmed up.
+
+    Raises :class:`~edge.errors.ModelError` with one clear line before any
+    stream starts; an empty model name in ``[inference]`` turns that model off.
+    """
+    return ModelSet.from_config(config)
+
+
+def processor_factory(config: EdgeConfig, models: ModelSet | None = None):  # type: ignore[no-untyped-def]
+    """The per-stream processors of the standard pipeline.
+
+    ECG streams: QRS detection (with beat classification chained in when a
+    beat model is loaded) -> AF from RR intervals (model) -> heart rate ->
+    rate rules (brady, tachy, pause, asystole).
+    """
+    models = models if models is not None else ModelSet(None, None)
 
     def build(ctx: StreamContext) -> Sequence[Processor]:
         if not is_ecg_stream(ctx):
             return []
         return [
-            QrsProcessor(ctx, config.qrs),
+            models.qrs_step(ctx, QrsProcessor(ctx, config.qrs), config),
+            *models.beat_steps(ctx, config),
             HeartRateProcessor(ctx, config.heart_rate),
             RateRules(ctx, config.rate_rules, config.heart_rate),
         ]
@@ -54,6 +71,7 @@ class Summary:
 
     beats: int = 0
     beat_index: list[int] = field(default_factory=list)
+    beat_labels: dict[str, int] = field(default_factory=dict)
     heart_rates: list[float] = field(default_factory=list)
     gaps: int = 0
     episodes: dict[str, Episode] = field(default_factory=dict)  # latest revision by id
@@ -66,6 +84,7 @@ class Summary:
         hr = np.asarray(self.heart_rates) if self.heart_rates else None
         return {
             "beats": self.beats,
+            "beats_by_class": dict(sorted(self.beat_labels.items())),
             "heart_rate_bpm": None if hr is None else {
                 "min": round(float(hr.min()), 1), "max": round(float(hr.max()), 1),
                 "mean": round(float(hr.mean()), 1), "n": int(hr.size)},
@@ -86,6 +105,7 @@ class SummarySink:
         s = self.summary
         if isinstance(item, Beat):
             s.beats += 1
+            s.beat_labels[item.label] = s.beat_labels.get(item.label, 0) + 1
             if s.keep_beats:
                 s.beat_index.append(item.index)
         elif isinstance(item, VitalSample) and item.kind is VitalKind.HEART_RATE:
@@ -102,13 +122,19 @@ class SummarySink:
 async def run_pipeline(source: Source, config: EdgeConfig, *, clock: Clock | None = None,
                        outbox: Outbox | None = None, keep_beats: bool = True,
                        on_block: Callable[[Block], None] | None = None,
+                       models: ModelSet | None = None,
                        ) -> tuple[PipelineStats, Summary]:
-    """Run one source through the standard pipeline; return its stats and summary."""
+    """Run one source through the standard pipeline; return its stats and summary.
+
+    ``models`` defaults to the configured ones (loaded and verified here).
+    """
+    if models is None:
+        models = load_models(config)
     summary = SummarySink(keep_beats=keep_beats)
     sinks: list[Any] = [summary]
     if outbox is not None:
         sinks.append(OutboxSink(outbox))
-    pipeline = Pipeline(processor_factory(config), sinks, config.pipeline,
+    pipeline = Pipeline(processor_factory(config, models), sinks, config.pipeline,
                         clock or getattr(source, "clock", None))
     pipeline.on_block = on_block
     stats = await pipeline.run(source)

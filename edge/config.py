@@ -386,6 +386,15 @@ class AfConfig:
         "A new 32-RR window is scored every 8 beats: about 6 s at 80 bpm, so onset and "
         "offset are located to a few seconds at a cost of one small inference per hop.",
     )
+    exclude_ectopic_rr: bool = setting(
+        True,
+        "RR intervals that begin or end at a beat classified ventricular (V) are left out "
+        "of the AF window: frequent PVCs (bigeminy, couplets) make RR irregular without "
+        "AF, the classic cause of false AF detections from RR intervals. Standard HRV "
+        "practice excludes intervals adjacent to ectopic beats.",
+        "Task Force of the ESC and NASPE 1996, Circulation 93:1043-1065 (ectopic beat "
+        "editing); Petrenas et al. 2015, Comput Biol Med 65:184-191 (ectopic filtering "
+        "before RR-based AF detection)")
     on_probability: float = setting(
         0.6,
         "A window starts (or continues) an AF candidate when p(AF) reaches this. Above "

@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from edge.app import processor_factory
+from edge.app import load_models, processor_factory
 from edge.clock import Clock, MonotonicClock
 from edge.config import EdgeConfig, SourceConfig, load_config
 from edge.errors import ConfigError
@@ -74,7 +74,9 @@ class Daemon:
                              if isinstance(s, RecordingSource | TraceSource)), None)
         self.clock: Clock = replay_clock or MonotonicClock()
         self.notifier = notifier or Notifier()
-        self.pipeline = Pipeline(processor_factory(config), [], config.pipeline, self.clock)
+        self.models = load_models(config)
+        self.pipeline = Pipeline(processor_factory(config, self.models), [], config.pipeline,
+                                 self.clock)
         self.metrics_port: int | None = None
         self.config_path = config_path
         self.reloads = 0
@@ -99,6 +101,8 @@ class Daemon:
             if reconfigure is not None:
                 reconfigure(new)
                 applied += 1
+        for handle in self.models.handles:
+            handle.request_reload()  # verified before swapped in; the old one stays on failure
         self.config = replace(new, sources=self.config.sources)
         self.reloads += 1
         log.info("configuration reloaded (%d processors updated)", applied)
@@ -149,6 +153,8 @@ class Daemon:
                           "withholding the watchdog ping", depth, now - last_progress)
             if ping and not stalled:
                 self.notifier.watchdog()
+            with contextlib.suppress(Exception):  # a failed reload keeps the old model, logged
+                self.models.check_reload()
             if now - last_status >= self.config.ops.status_every_s:
                 self.notifier.status(self._status_line())
                 last_status = now

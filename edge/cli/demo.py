@@ -178,6 +178,10 @@ def _print_summary(out: dict[str, Any]) -> None:
     click.echo(f"beats detected: {out['beats']}  (reference {ref['beats']}, of which "
                f"{ref['pvc_beats']} PVCs; QRS sensitivity {ref['qrs_se']:.2%}, "
                f"positive predictivity {ref['qrs_ppv']:.2%})")
+    classes = out.get("beats_by_class") or {}
+    if classes:
+        click.echo("beat classes (beat_nsv model): " + ", ".join(
+            f"{k} {v}" for k, v in classes.items()) + f"  (reference PVCs: {ref['pvc_beats']})")
     if hr:
         click.echo(f"heart rate: mean {hr['mean']} bpm, range {hr['min']}-{hr['max']} bpm")
     click.echo(f"episodes: {len(out['episodes'])}")

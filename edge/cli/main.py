@@ -10,13 +10,14 @@ from edge import __version__
 from edge.cli.bench import bench
 from edge.cli.config import config
 from edge.cli.demo import demo
+from edge.cli.doctor import doctor
 from edge.cli.evaluate import evaluate
 from edge.cli.events import events
 from edge.cli.frames import frames
+from edge.cli.model import model
+from edge.cli.outbox import outbox
 from edge.cli.record import record
 from edge.cli.replay import replay
-from edge.cli.doctor import doctor
-from edge.cli.outbox import outbox
 from edge.cli.run import run
 from edge.cli.serial import serial_group
 from edge.cli.simulate import simulate
@@ -36,5 +37,5 @@ def cli(verbose: int, log_format: str) -> None:
 
 
 for command in (run, status, doctor, demo, replay, record, events, outbox, evaluate, bench,
-                config, simulate, serial_group, frames):
+                config, model, simulate, serial_group, frames):
     cli.add_command(command)

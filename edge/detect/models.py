@@ -66,7 +66,11 @@ class AfProcessor:
         self.config = config
         self.name: str = handle.model.name
         self.version: str = handle.model.version  # episodes carry the live model's version
-        self._beats: deque[int] = deque(maxlen=F.AF_WINDOW_RR + 1)
+        # clean RR intervals (s) and the beat index ending each one
+        self._rr: deque[float] = deque(maxlen=F.AF_WINDOW_RR)
+        self._rr_end: deque[int] = deque(maxlen=F.AF_WINDOW_RR)
+        self._prev: Beat | None = None
+        self.rr_excluded = 0
         self._since = 0
         self._first_window = True
         self._state: _AfState | None = None
@@ -79,24 +83,34 @@ class AfProcessor:
     def feed(self, item: Item) -> Iterable[Output]:
         if isinstance(item, Gap):
             out = self._end(self._last_index(), "signal gap")
-            self._beats.clear()
+            self._rr.clear()
+            self._rr_end.clear()
+            self._prev = None
             self._since = 0
             self._first_window = True
             self._recent = None
             return out
         assert isinstance(item, Beat)
-        if self._beats and item.index <= self._beats[-1]:
+        prev = self._prev
+        if prev is not None and item.index <= prev.index:
             return []  # a beat seen already (defensive: never count one twice)
-        self._beats.append(item.index)
+        self._prev = item
+        if prev is None:
+            return []
+        if self.config.exclude_ectopic_rr and "V" in (prev.label, item.label):
+            self.rr_excluded += 1
+            return []
+        self._rr.append((item.index - prev.index) / self.ctx.fs)
+        self._rr_end.append(item.index)
         self._since += 1
-        if len(self._beats) <= F.AF_WINDOW_RR or self._since < self.config.hop_beats:
+        if len(self._rr) < F.AF_WINDOW_RR or self._since < self.config.hop_beats:
             return []
         self._since = 0
-        idx = np.asarray(self._beats, dtype=np.int64)
-        rr = np.diff(idx) / self.ctx.fs
+        rr = np.asarray(self._rr, dtype=np.float64)
         p = float(self.handle.model.run(F.af_features(rr))[0, 1])
         self.windows_scored += 1
-        start, end = int(idx[0]), int(idx[-1])
+        end = int(self._rr_end[-1])
+        start = int(self._rr_end[0] - round(self._rr[0] * self.ctx.fs))
         centre = (start + end) // 2
         first = self._first_window
         self._first_window = False
@@ -107,7 +121,7 @@ class AfProcessor:
 
     # -- episode logic ---------------------------------------------------------------------
     def _last_index(self) -> int:
-        return self._beats[-1] if self._beats else 0
+        return self._prev.index if self._prev is not None else 0
 
     def _update(self, p: float, onset: int, centre: int, end: int) -> list[Output]:
         c = self.config
@@ -368,22 +382,7 @@ class ModelSet:
 
 
 def model_processor_factory(config: EdgeConfig, models: ModelSet):  # type: ignore[no-untyped-def]
-    """The standard ECG chain with the models in place (QRS+beats -> AF -> rate -> rules).
+    """The standard chain with the models in place: exactly ``edge.app.processor_factory``."""
+    from edge.app import processor_factory
 
-    ``edge.app.processor_factory`` is meant to build exactly this; evaluation
-    uses it directly so it runs the same steps.
-    """
-    from edge.app import is_ecg_stream
-    from edge.detect.rate import HeartRateProcessor, RateRules
-
-    def build(ctx: StreamContext) -> Sequence[Processor]:
-        if not is_ecg_stream(ctx):
-            return []
-        return [
-            models.qrs_step(ctx, QrsProcessor(ctx, config.qrs), config),
-            *models.beat_steps(ctx, config),
-            HeartRateProcessor(ctx, config.heart_rate),
-            RateRules(ctx, config.rate_rules, config.heart_rate),
-        ]
-
-    return build
+    return processor_factory(config, models)
