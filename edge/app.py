@@ -15,23 +15,45 @@ from typing import Any
 import numpy as np
 
 from edge.clock import Clock
-from edge.config import EdgeConfig
+from edge.config import EdgeConfig, config_for_patient, patient_for_device
+from edge.detect.baseline import BaselineProcessor, BaselineTracker
 from edge.detect.ecg import QrsProcessor
 from edge.detect.models import ModelSet
+from edge.detect.news2 import News2Processor
+from edge.detect.quality import EcgQualityProcessor
+from edge.detect.vitals import (
+    PpgHeartRateProcessor,
+    RespRateProcessor,
+    VitalRules,
+    sample_wall,
+)
 from edge.detect.rate import HeartRateProcessor, RateRules
 from edge.pipeline import Output, Pipeline, PipelineStats, Processor, StreamContext
 from edge.sources.base import Source
 from edge.store.outbox import Outbox, OutboxSink
 from edge.trace.recordings import ECG_LEADS
-from edge.types import Beat, Block, Episode, Gap, VitalKind, VitalSample
+from edge.types import Beat, Block, Episode, Gap, StreamKey, VitalKind, VitalSample
 
 _ECG_STREAMS = {"ecg", "ekg"}
+_PPG_NAMES = ("PPG", "PLETH")
+_RESP_NAMES = ("RESP",)
 
 
-def is_ecg_stream(ctx: StreamContext, channel_names: Sequence[str] = ()) -> bool:
-    if ctx.key.stream.lower() in _ECG_STREAMS:
-        return True
-    return any(name.upper() in ECG_LEADS for name in channel_names)
+def stream_kind(ctx: StreamContext) -> str:
+    """``ecg``, ``ppg``, ``resp`` (waveforms) or ``vitals`` (numeric samples only)."""
+    names = [c.name.upper() for c in ctx.channels]
+    if ctx.key.stream.lower() in _ECG_STREAMS or any(n in ECG_LEADS for n in names):
+        return "ecg"
+    if ctx.key.stream.lower() in ("ppg", "pleth") or any(n.startswith(_PPG_NAMES)
+                                                         for n in names):
+        return "ppg"
+    if ctx.key.stream.lower() == "resp" or any(n.startswith(_RESP_NAMES) for n in names):
+        return "resp"
+    return "vitals"
+
+
+def is_ecg_stream(ctx: StreamContext) -> bool:
+    return stream_kind(ctx) == "ecg"
 
 
 def load_models(config: EdgeConfig) -> ModelSet:
@@ -51,16 +73,41 @@ def processor_factory(config: EdgeConfig, models: ModelSet | None = None):  # ty
     rate rules (brady, tachy, pause, asystole).
     """
     models = models if models is not None else ModelSet(None, None)
+    contexts: dict[StreamKey, StreamContext] = {}
+    per_patient: dict[str, tuple[BaselineTracker, News2Processor]] = {}
 
     def build(ctx: StreamContext) -> Sequence[Processor]:
-        if not is_ecg_stream(ctx):
-            return []
-        return [
-            models.qrs_step(ctx, QrsProcessor(ctx, config.qrs), config),
-            *models.beat_steps(ctx, config),
-            HeartRateProcessor(ctx, config.heart_rate),
-            RateRules(ctx, config.rate_rules, config.heart_rate),
-        ]
+        # each patient (pseudonym from [patients.*], else the device) gets one baseline
+        # and one NEWS2 scorer, shared by all of that patient's streams
+        found = patient_for_device(config, ctx.key.device)
+        name, patient = found if found is not None else (ctx.key.device, None)
+        cfg = config_for_patient(config, patient)
+        contexts[ctx.key] = ctx
+        if name not in per_patient:
+            per_patient[name] = (
+                BaselineTracker(cfg.baseline),
+                News2Processor(cfg.news2, patient,
+                               wall_of=lambda s: sample_wall(contexts[s.key], s),
+                               min_quality=cfg.vital_rules.min_quality, pseudonym=name))
+        tracker, news2 = per_patient[name]
+        common: list[Processor] = [BaselineProcessor(ctx, cfg.baseline, tracker),
+                                   VitalRules(ctx, cfg.vital_rules, patient, tracker), news2]
+        kind = stream_kind(ctx)
+        if kind == "ecg":
+            quality = EcgQualityProcessor(ctx, cfg.ecg_quality)
+            return [
+                quality,
+                models.qrs_step(ctx, QrsProcessor(ctx, cfg.qrs), cfg),
+                *models.beat_steps(ctx, cfg),
+                HeartRateProcessor(ctx, cfg.heart_rate),
+                RateRules(ctx, cfg.rate_rules, cfg.heart_rate, quality.timeline),
+                *common,
+            ]
+        if kind == "ppg":
+            return [PpgHeartRateProcessor(ctx, cfg.ppg), *common]
+        if kind == "resp":
+            return [RespRateProcessor(ctx, cfg.resp), *common]
+        return common
 
     return build
 

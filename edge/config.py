@@ -110,6 +110,23 @@ class RateRulesConfig:
         "No QRS for 4 s or more is asystole (urgent).",
         "Clifford et al. 2015, PhysioNet/CinC Challenge 2015 (asystole: no QRS for >= 4 s)",
     )
+    inadequate_baseline_mv: float = setting(
+        2.0,
+        "A silent interval (no QRS) whose baseline (0.5 s moving average) moves more than "
+        "this is not asystole but an inadequate signal: amplifier saturation and recovery, "
+        "electrode motion or lead-off. The would-be pause/asystole is suppressed and recorded "
+        "as an info 'ecg_signal_inadequate' event instead of an alarm. A true asystole "
+        "trace is near-flat (baseline moves well under 1 mV).",
+        "Behar et al. 2013, IEEE TBME 60(6):1660-1666 (signal quality for false alarm "
+        "reduction); Clifford et al. 2015 PhysioNet/CinC Challenge (most false asystole "
+        "alarms come from noise and signal loss); IEC 60601-1-8 (technical vs physiological "
+        "alarms)")
+    inadequate_clipped_fraction: float = setting(
+        0.05,
+        "The same: more than this fraction of the silent interval's samples sit at its "
+        "extreme values (ADC saturation), with a range above 1.5 mV.",
+        "IEC 60601-2-27:2011 201.12.4.102 (lead-off / signal inadequate must not be shown as "
+        "asystole)")
     realert_s: float = setting(
         300.0,
         "After a brady/tachy episode ends, a new one of the same kind within this time "

@@ -44,6 +44,7 @@ from edge.sources.base import Source
 from edge.types import (
     Beat,
     Block,
+    ChannelSpec,
     Episode,
     Gap,
     GapReason,
@@ -64,9 +65,11 @@ Item = Window | Beat | VitalSample | Gap | Episode
 class StreamContext:
     """What a processor may know about its stream: key, rate and sample-to-UTC mapping."""
 
-    def __init__(self, key: StreamKey, fs: float, clock: Clock) -> None:
+    def __init__(self, key: StreamKey, fs: float, clock: Clock,
+                 channels: tuple[ChannelSpec, ...] = ()) -> None:
         self.key = key
         self.fs = fs
+        self.channels = channels  # empty for numeric-only (vital sample) streams
         self._clock = clock
         self._estimator = DeviceClockEstimator()
         self._anchor: float | None = None
@@ -85,6 +88,15 @@ class StreamContext:
         if fit is None or self._anchor is None:
             return (self._anchor or _to_wall(self._clock, self._clock.now())) + device_t
         return _to_wall(self._clock, fit.to_gateway(device_t))
+
+    def arrival_to_wall(self, arrival: float) -> float:
+        """UTC epoch seconds of a gateway arrival time (for numeric-only streams)."""
+        return _to_wall(self._clock, arrival)
+
+    @property
+    def anchored(self) -> bool:
+        """True once a block has tied this stream's sample clock to the gateway clock."""
+        return self._anchor is not None
 
     @property
     def clock_fit(self) -> Any:
@@ -272,8 +284,9 @@ class Pipeline:
                 stream = self._new_stream(item.key, 1.0)
             await self._route(stream, item, 0)
 
-    def _new_stream(self, key: StreamKey, fs: float) -> _Stream:
-        ctx = StreamContext(key, fs, self.clock)
+    def _new_stream(self, key: StreamKey, fs: float,
+                    channels: tuple[ChannelSpec, ...] = ()) -> _Stream:
+        ctx = StreamContext(key, fs, self.clock, channels)
         length = max(1, int(round(self.config.window_s * fs)))
         hop = max(1, min(length, int(round(self.config.hop_s * fs))))
         stream = _Stream(ctx, self.factory(ctx), Windower(length, hop))
@@ -283,7 +296,7 @@ class Pipeline:
     async def _on_block(self, block: Block) -> None:
         stream = self._streams.get(block.key)
         if stream is None:
-            stream = self._new_stream(block.key, block.fs)
+            stream = self._new_stream(block.key, block.fs, block.channels)
         if stream.expected is not None and block.first_index != stream.expected:
             if block.first_index > stream.expected:
                 gap = Gap(block.key, stream.expected, block.first_index, GapReason.SEQUENCE,

@@ -167,3 +167,47 @@ def test_heart_rate_is_reported_periodically_as_the_median_of_recent_beats():
         out += hr.feed(b)
     assert 10 <= len(out) <= 12
     assert all(abs(v.value - 75) < 0.5 for v in out)
+
+
+def _replay(signal, fs):
+    import asyncio
+
+    from edge.app import run_pipeline
+    from edge.config import EdgeConfig
+    from edge.sources.replay import RecordingSource
+    from edge.trace.recordings import Recording
+    from edge.types import ChannelSpec
+
+    rec = Recording("t", fs, (ChannelSpec("MLII", "mV"),),
+                    signal.astype(np.float32).reshape(-1, 1))
+    src = RecordingSource(rec, clock=VirtualClock(start_wall=0.0))
+    _, summary = asyncio.run(run_pipeline(src, EdgeConfig()))
+    return [e for e in summary.episodes.values()]
+
+
+def test_a_flat_line_in_real_ecg_is_asystole(data_dir):
+    """MIT-BIH 100 with 8 s replaced by a near-flat line (electrodes on, heart silent)."""
+    from edge.trace.recordings import load_wfdb
+
+    rec = load_wfdb(data_dir / "mitdb" / "100")
+    x = rec.signal[: 120 * 360, 0].astype(np.float64).copy()
+    rng = np.random.default_rng(0)
+    a, b = 60 * 360, 68 * 360
+    x[a:b] = np.median(x[a - 360:a]) + rng.normal(0, 0.01, b - a)
+    eps = _replay(x, 360.0)
+    asys = [e for e in eps if e.kind == "asystole"]
+    assert len(asys) == 1 and asys[0].priority is Priority.URGENT
+    assert 7.0 <= (asys[0].offset_index - asys[0].onset_index) / 360 <= 9.5
+
+
+def test_amplifier_saturation_without_qrs_is_signal_inadequate_not_asystole(data_dir):
+    """MIT-BIH 208 around 23:04: the amplifier saturates and recovers; no QRS for 5 s."""
+    from edge.trace.recordings import load_wfdb
+
+    rec = load_wfdb(data_dir / "mitdb" / "208")
+    x = rec.signal[1340 * 360: 1420 * 360, 0]
+    eps = _replay(x, 360.0)
+    assert not [e for e in eps if e.kind in ("asystole", "pause")]
+    inadequate = [e for e in eps if e.kind == "ecg_signal_inadequate"]
+    assert len(inadequate) == 1 and inadequate[0].priority is Priority.INFO
+    assert inadequate[0].details["suppressed"] in ("asystole", "pause")

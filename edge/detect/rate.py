@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edge.config import EdgeConfig, HeartRateConfig, RateRulesConfig
+from edge.detect.quality import QualityTimeline
 from edge.pipeline import Item, Output, StreamContext
 from edge.types import (
     VITAL_UNITS,
@@ -64,6 +65,39 @@ class RrTracker:
         if not self._rr:
             return None
         return 60.0 / float(np.median(self._rr))
+
+
+class _SampleRing:
+    """The last ``n`` samples of one channel, addressed by stream sample index."""
+
+    def __init__(self, n: int) -> None:
+        self._buf = np.full(max(1, n), np.nan)
+        self._end = 0  # stream index one past the newest sample
+        self._filled = 0
+
+    def reset(self) -> None:
+        self._buf[:] = np.nan
+        self._filled = 0
+
+    def push(self, start: int, x: np.ndarray) -> None:
+        n = self._buf.size
+        if self._filled and start != self._end:
+            self.reset()  # not contiguous: never splice unrelated samples
+        end = start + len(x)
+        x = x[-n:]
+        self._buf = np.roll(self._buf, -len(x))
+        self._buf[n - len(x):] = x
+        self._end = end
+        self._filled = min(n, self._filled + len(x))
+
+    def segment(self, start: int, end: int) -> np.ndarray | None:
+        """Samples ``[start, end)`` if still held (clipped to what is held)."""
+        n = self._buf.size
+        first = self._end - self._filled
+        start, end = max(start, first), min(end, self._end)
+        if end <= start:
+            return None
+        return self._buf[n - (self._end - start):n - (self._end - end)].copy()
 
 
 class HeartRateProcessor:
@@ -136,16 +170,19 @@ class RateRules:
     """
 
     name = "rate_rules"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: no-QRS verdicts need an adequate signal
 
     #: Detector decision latency allowance: a beat may be confirmed this late.
     detector_latency_s = 1.5
 
     def __init__(self, ctx: StreamContext, config: RateRulesConfig,
-                 hr_config: HeartRateConfig) -> None:
+                 hr_config: HeartRateConfig, quality: QualityTimeline | None = None) -> None:
         self.ctx = ctx
         self.config = config
+        self.quality = quality  # recorded with episodes when the ECG quality step runs
         self._rr = RrTracker(hr_config)
+        self._ring = _SampleRing(int((config.asystole_s + 6.0) * ctx.fs))
+        self._suppressed_since: int | None = None  # silent interval judged inadequate
         self._active: dict[str, _RateEpisode] = {}
         self._candidates: dict[str, _RateEpisode] = {}
         self._recent: dict[str, _RateEpisode] = {}  # ended, may be reopened
@@ -160,6 +197,7 @@ class RateRules:
 
     def feed(self, item: Item) -> Iterable[Output]:
         if isinstance(item, Window):
+            self._ring.push(item.start_index, item.data[:, 0])
             return self._tick(item.end_index)
         if isinstance(item, Gap):
             return self._on_gap(item)
@@ -186,6 +224,8 @@ class RateRules:
         for kind in list(self._active):
             out += self._end(kind, gap.start_index, ended_by="signal gap")
         self._candidates.clear()
+        self._ring.reset()
+        self._suppressed_since = None
         if self._asystole is not None:
             out.append(replace(self._asystole, status="ended",
                                details={**self._asystole.details, "ended_by": "signal gap"}))
@@ -195,36 +235,79 @@ class RateRules:
 
     def _tick(self, end_index: int) -> list[Output]:
         last = self._rr.last_beat
-        if last is None or self._asystole is not None:
+        if last is None or self._asystole is not None or self._suppressed_since is not None:
             return []
         now = end_index - int(self.detector_latency_s * self.ctx.fs)
         silent_s = (now - last.index) / self.ctx.fs
         if silent_s < self.config.asystole_s:
             return []
+        why = self._inadequate(last.index, now)
+        if why is not None:
+            self._suppressed_since = last.index
+            return [self._inadequate_event(last.index, now, "asystole", why)]
         self._asystole = self._episode("asystole", last.index, now, Priority.URGENT,
-                                       threshold_s=self.config.asystole_s)
+                                       threshold_s=self.config.asystole_s,
+                                       **self._quality_details(last.index, now))
         self._asystole = replace(self._asystole, status="ongoing")
         return [self._asystole]
+
+    def _inadequate(self, start: int, end: int) -> dict[str, float] | None:
+        """Why the ECG between two samples cannot support a no-QRS verdict, if it cannot."""
+        seg = self._ring.segment(start, end)
+        if seg is None or seg.size < 2:
+            return None
+        seg = seg[np.isfinite(seg)]
+        if seg.size < 2:
+            return {"missing_fraction": 1.0}
+        k = max(1, int(0.5 * self.ctx.fs))
+        baseline = np.convolve(seg, np.ones(k) / k, mode="valid") if seg.size > k else seg
+        excursion = float(np.ptp(baseline))
+        if excursion > self.config.inadequate_baseline_mv:
+            return {"baseline_excursion_mv": round(excursion, 2)}
+        lo, hi = float(seg.min()), float(seg.max())
+        if hi - lo > 1.5:
+            eps = 1e-3 * (hi - lo)
+            clipped = float(np.mean((seg >= hi - eps) | (seg <= lo + eps)))
+            if clipped > self.config.inadequate_clipped_fraction:
+                return {"clipped_fraction": round(clipped, 3)}
+        return None
+
+    def _inadequate_event(self, start: int, end: int, suppressed: str,
+                          why: dict[str, float]) -> Episode:
+        return self._episode("ecg_signal_inadequate", start, end, Priority.INFO,
+                             suppressed=suppressed, **why)
+
+    def _quality_details(self, start: int, end: int) -> dict[str, float]:
+        if self.quality is None:
+            return {}
+        q = [v for v in (self.quality.quality_at(i) for i in (start, (start + end) // 2, end))
+             if v is not None]
+        return {"signal_quality": round(min(q), 3)} if q else {}
 
     def _on_beat(self, beat: Beat) -> list[Output]:
         out: list[Output] = []
         prev = self._rr.last_beat
         rr = self._rr.add(beat)
         if prev is not None and rr is not None:
-            if self._asystole is not None:
+            if self._suppressed_since is not None:
+                self._suppressed_since = None  # the silent stretch was noise, not asystole
+            elif self._asystole is not None:
                 ep = self._asystole
                 out.append(replace(ep, offset=self.ctx.wall(beat.index), offset_index=beat.index,
                                    status="ended",
                                    details={**ep.details, "longest_rr_s": round(rr, 3)}))
                 self._asystole = None
-            elif rr >= self.config.asystole_s:
-                out.append(self._episode("asystole", prev.index, beat.index, Priority.URGENT,
-                                         longest_rr_s=round(rr, 3),
-                                         threshold_s=self.config.asystole_s))
             elif rr >= self.config.pause_s:
-                out.append(self._episode("pause", prev.index, beat.index, Priority.WARNING,
-                                         longest_rr_s=round(rr, 3),
-                                         threshold_s=self.config.pause_s))
+                kind, prio, limit = (("asystole", Priority.URGENT, self.config.asystole_s)
+                                     if rr >= self.config.asystole_s else
+                                     ("pause", Priority.WARNING, self.config.pause_s))
+                why = self._inadequate(prev.index, beat.index)
+                if why is not None:
+                    out.append(self._inadequate_event(prev.index, beat.index, kind, why))
+                else:
+                    out.append(self._episode(kind, prev.index, beat.index, prio,
+                                             longest_rr_s=round(rr, 3), threshold_s=limit,
+                                             **self._quality_details(prev.index, beat.index)))
         bpm = self._rr.rate_bpm()
         if bpm is None or not self._rr.ready:
             return out

@@ -56,13 +56,9 @@ def sample_wall(ctx: StreamContext, sample: VitalSample) -> float:
     (``ctx.wall``); a numeric-only stream has no blocks to anchor it, so its
     samples are placed by their gateway arrival time instead.
     """
-    if ctx.clock_fit is not None or getattr(ctx, "_anchor", None) is not None:
+    if ctx.anchored:
         return ctx.wall(sample.device_time * ctx.fs)
-    clock = getattr(ctx, "_clock", None)
-    to_wall = getattr(clock, "to_wall", None)
-    if to_wall is not None:
-        return float(to_wall(sample.arrival))
-    return float(sample.arrival)
+    return ctx.arrival_to_wall(sample.arrival)
 
 
 def _observation(ctx: StreamContext, s: VitalSample) -> Observation:
