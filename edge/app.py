@@ -21,13 +21,13 @@ from edge.detect.ecg import QrsProcessor
 from edge.detect.models import ModelSet
 from edge.detect.news2 import News2Processor
 from edge.detect.quality import EcgQualityProcessor
+from edge.detect.rate import HeartRateProcessor, RateRules
 from edge.detect.vitals import (
     PpgHeartRateProcessor,
     RespRateProcessor,
     VitalRules,
     sample_wall,
 )
-from edge.detect.rate import HeartRateProcessor, RateRules
 from edge.pipeline import Output, Pipeline, PipelineStats, Processor, StreamContext
 from edge.sources.base import Source
 from edge.store.outbox import Outbox, OutboxSink
