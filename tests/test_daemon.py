@@ -242,6 +242,7 @@ def test_sighup_reloads_thresholds_and_keeps_streaming(tmp_path, data_dir):
     cfg.write_text(cfg.read_text() + "[ops]\nmetrics_port = -1\n")
     proc = _start(cfg)
     early = _wait_for(proc, "monitoring")
+    time.sleep(2.0)  # let streams start: reload applies to their processors
     cfg.write_text(cfg.read_text() + "[rate_rules]\ntachy_bpm = 130.0\n")
     proc.send_signal(signal.SIGHUP)
     time.sleep(1.0)
