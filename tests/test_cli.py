@@ -121,3 +121,30 @@ def test_a_recorded_wfdb_record_keeps_its_reference_labels(run, data_dir):
     anns = [i for i in items if isinstance(i, Annotation)]
     assert 70 <= len(anns) <= 80  # the labels of the recorded minute only
     assert all(a.index < 60 * 360 + 90 for a in anns) and "N" in {a.symbol for a in anns}
+
+
+def test_evaluate_af_reports_episode_and_duration_figures(run, data_dir):
+    out = json.loads(run("evaluate", "--task", "af", str(data_dir / "cpsc2021" / "data_84_1"),
+                         "--json").output)
+    assert out["total"]["se"] == 1.0 and out["total"]["ppv"] == 1.0
+    assert out["total"]["duration_se"] >= 0.95
+
+
+def test_evaluate_pvc_on_mitdb_208_with_a_plot(run, data_dir, tmp_path):
+    out = json.loads(run("evaluate", "--task", "pvc", str(data_dir / "mitdb" / "208"),
+                         "--plot", str(tmp_path / "plots"), "--json").output)
+    assert out["total"]["se"] >= 0.95 and out["total"]["ppv"] >= 0.75
+    png = tmp_path / "plots" / "208-pvc.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_ppg_hr_reports_mae_in_bpm(run, data_dir):
+    mat = data_dir / "ieee-spc2015" / "Training_data" / "DATA_01_TYPE01.mat"
+    out = json.loads(run("evaluate", "--task", "ppg-hr", str(mat), "--json").output)
+    assert out["total"]["mae_bpm"] <= 5.0
+
+
+def test_evaluate_false_alarms_on_clean_sinus_rhythm(run, data_dir):
+    out = json.loads(run("evaluate", "--task", "false-alarms", str(data_dir / "mitdb" / "100"),
+                         "--json").output)
+    assert out["total"]["alarms_per_hour"] <= 1.0

@@ -1,14 +1,15 @@
-"""``edge evaluate``: detection quality on annotated recordings."""
+"""``edge evaluate``: detection quality on real recordings, through the live pipeline."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from edge.cli.common import config_option, edge_errors, get_config, print_json
 
-TASKS = ["qrs", "af", "pvc"]
+TASKS = ["qrs", "af", "pvc", "ppg-hr", "false-alarms"]
 
 
 @click.command()
@@ -19,48 +20,75 @@ TASKS = ["qrs", "af", "pvc"]
 @click.option("--channel", default=None, help="Channel name or index (default: first ECG lead).")
 @click.option("--tolerance", type=float, default=0.150, show_default=True,
               help="Beat match window in seconds (qrs, pvc).")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="ppg-hr: the reference BPM file (default: found next to the recording).")
+@click.option("--fs", type=float, default=None, help="false-alarms: sample rate of CSV files.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None,
+              help="Write one PNG per record: signal with detected vs reference events.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
 @edge_errors
 def evaluate(task: str, records: tuple[str, ...], annotator: str, channel: str | None,
-             tolerance: float, as_json: bool, config_path: str | None) -> None:
-    """Replay RECORDS (WFDB paths without extension) through the pipeline and score it.
+             tolerance: float, reference: str | None, fs: float | None, plot_dir: str | None,
+             as_json: bool, config_path: str | None) -> None:
+    """Replay RECORDS through the pipeline and score what it detects.
 
     \b
-    qrs  beat detection: TP/FP/FN, sensitivity, positive predictivity (EC57 style)
-    af   AF episodes against (AFIB rhythm labels: episode and duration Se/+P
-    pvc  ventricular beats (V, E) against the reference labels: beat-level Se/+P
+    qrs           beats vs WFDB reference beats: TP/FP/FN, Se, +P (EC57 style, 150 ms)
+    af            AF episodes vs (AFIB rhythm labels: episode and duration Se/+P
+    pvc           ventricular beats (V, E) vs reference labels: beat-level Se/+P
+    ppg-hr        PPG heart rate vs reference BPM (IEEE SPC 2015 .mat): MAE in bpm
+    false-alarms  urgent and warning alarms per hour (use alarm-free recordings)
     """
     cfg = get_config(config_path)
+    paths = list(records)
+    if plot_dir is not None:
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
     result: dict[str, Any]
     if task == "qrs":
         from edge.evaluate.qrs import evaluate_qrs
 
-        result = evaluate_qrs(list(records), cfg, annotator, channel, tolerance)
+        result = evaluate_qrs(paths, cfg, annotator, channel, tolerance, plot_dir)
     elif task == "af":
         from edge.evaluate.af import evaluate_af
 
-        result = evaluate_af(list(records), cfg, channel)
-    else:
+        result = evaluate_af(paths, cfg, channel, plot_dir=plot_dir)
+    elif task == "pvc":
         from edge.evaluate.pvc import evaluate_pvc
 
-        result = evaluate_pvc(list(records), cfg, channel, tolerance)
+        result = evaluate_pvc(paths, cfg, channel, tolerance, plot_dir=plot_dir)
+    elif task == "ppg-hr":
+        from edge.evaluate.ppg import evaluate_ppg_hr
+
+        if reference is not None and len(paths) != 1:
+            raise click.UsageError("--reference goes with exactly one recording")
+        result = evaluate_ppg_hr(paths, reference, cfg.ppg)
+    else:
+        from edge.evaluate.alarms import false_alarms
+
+        result = false_alarms(paths, cfg, csv_fs=fs, plot_dir=plot_dir)
     result.setdefault("task", task)
     if as_json:
         print_json(result)
         return
     _table(result)
+    if plot_dir is not None:
+        click.echo(f"plots in {plot_dir}/")
 
 
 def _table(result: dict[str, Any]) -> None:
-    rows = [*result["records"], result["total"]]
-    extra = [k for k in ("duration_se", "duration_ppv") if k in result["total"]]
-    counts = [k for k in ("tp", "fp", "fn") if k in result["total"]]
-    head = f"{'record':12} " + " ".join(f"{k.upper():>6}" for k in counts)
-    head += f" {'Se %':>8} {'+P %':>8}" + "".join(f" {k:>13}" for k in extra)
-    click.echo(head)
-    for row in rows:
-        line = f"{row['record']:12} " + " ".join(f"{int(row[k]):6d}" for k in counts)
-        line += f" {100 * row['se']:8.2f} {100 * row['ppv']:8.2f}"
-        line += "".join(f" {100 * row[k]:12.2f}%" for k in extra)
+    total = result["total"]
+    keys = [k for k in ("tp", "fp", "fn", "alarms", "hours") if k in total]
+    ratios = [k for k in ("se", "ppv", "duration_se", "duration_ppv") if k in total]
+    values = [k for k in ("mae_bpm", "alarms_per_hour") if k in total]
+    click.echo(f"{'record':14}" + "".join(f"{k:>9}" for k in keys)
+               + "".join(f"{k + ' %':>15}" for k in ratios) + "".join(f"{k:>16}" for k in values))
+    for row in [*result["records"], {"record": "total", **total}]:
+        line = f"{str(row.get('record', '?')):14}"
+        line += "".join(f"{row[k]:9.3g}" if isinstance(row.get(k), float)
+                        else f"{row.get(k, ''):>9}" for k in keys)
+        line += "".join(f"{100 * row[k]:15.2f}" if row.get(k) is not None else f"{'-':>15}"
+                        for k in ratios)
+        line += "".join(f"{row[k]:16.2f}" if row.get(k) is not None else f"{'-':>16}"
+                        for k in values)
         click.echo(line)

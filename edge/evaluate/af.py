@@ -98,7 +98,8 @@ def _row(name: str, c: dict[str, float], fs: float | None = None) -> dict[str, A
 
 
 def af_record(path: str | Path, config: EdgeConfig, models: ModelSet,
-              channel: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+              channel: str | None = None, plot_dir: str | Path | None = None,
+              ) -> tuple[dict[str, float], dict[str, Any]]:
     rec = load_wfdb(path, channel=channel, annotator="atr")
     if not rec.ann_index.size:
         raise RecordFormatError(f"{path}: no 'atr' annotations to compare against")
@@ -106,6 +107,12 @@ def af_record(path: str | Path, config: EdgeConfig, models: ModelSet,
     _, episodes = asyncio.run(replay_with_models(rec, config, models))
     det = sorted((ep.onset_index, ep.offset_index) for ep in episodes if ep.kind == AF_EPISODE)
     fs = rec.fs
+    if plot_dir is not None:
+        from edge.evaluate.plots import plot_events
+
+        plot_events(rec.signal[:, 0], fs, [(s, e, "AF") for s, e in det],
+                    [(s, e, "AF") for s, e in ref], Path(plot_dir) / f"{rec.name}-af.png",
+                    title=f"{rec.name}: AF detected (top) vs reference (bottom)")
     counts = {
         "ref_episodes": len(ref),
         "ref_detected": sum(1 for r in ref if _overlap([r], det) > 0),
@@ -120,7 +127,8 @@ def af_record(path: str | Path, config: EdgeConfig, models: ModelSet,
 
 
 def evaluate_af(paths: list[str], config: EdgeConfig, channel: str | None = None,
-                models: ModelSet | None = None) -> dict[str, Any]:
+                models: ModelSet | None = None,
+                plot_dir: str | Path | None = None) -> dict[str, Any]:
     """Per-record and gross AF episode and duration Se / +P (``total.se``, ``total.ppv``
     are episode level; ``duration_se``, ``duration_ppv`` duration level)."""
     models = models or ModelSet.from_config(config)
@@ -129,7 +137,7 @@ def evaluate_af(paths: list[str], config: EdgeConfig, channel: str | None = None
     rows = []
     total: dict[str, float] = {}
     for p in paths:
-        counts, row = af_record(p, config, models, channel)
+        counts, row = af_record(p, config, models, channel, plot_dir)
         rows.append(row)
         for k, v in counts.items():
             total[k] = total.get(k, 0) + v

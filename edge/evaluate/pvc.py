@@ -33,6 +33,7 @@ def _row(name: str, m: BeatMatch, **extra: Any) -> dict[str, Any]:
 
 def pvc_record(path: str | Path, config: EdgeConfig, models: ModelSet,
                channel: str | None = None, tolerance_s: float = 0.150,
+               plot_dir: str | Path | None = None,
                ) -> tuple[BeatMatch, dict[str, Any]]:
     rec = load_wfdb(path, channel=channel, annotator="atr")
     if not rec.ann_index.size:
@@ -42,6 +43,12 @@ def pvc_record(path: str | Path, config: EdgeConfig, models: ModelSet,
     beats, _ = asyncio.run(replay_with_models(rec, config, models))
     det = np.array([b.index for b in beats if b.label == "V"], dtype=np.int64)
     m = match_beats(ref, det, rec.fs, tolerance_s)
+    if plot_dir is not None:
+        from edge.evaluate.plots import plot_events
+
+        plot_events(rec.signal[:, 0], rec.fs, det, ref, Path(plot_dir) / f"{rec.name}-pvc.png",
+                    title=f"{rec.name}: V beats detected (top) vs reference (bottom), first 60 s",
+                    max_seconds=60)
     labels: dict[str, int] = {}
     for b in beats:
         labels[b.label] = labels.get(b.label, 0) + 1
@@ -49,7 +56,8 @@ def pvc_record(path: str | Path, config: EdgeConfig, models: ModelSet,
 
 
 def evaluate_pvc(paths: list[str], config: EdgeConfig, channel: str | None = None,
-                 tolerance_s: float = 0.150, models: ModelSet | None = None) -> dict[str, Any]:
+                 tolerance_s: float = 0.150, models: ModelSet | None = None,
+                 plot_dir: str | Path | None = None) -> dict[str, Any]:
     """Per-record and gross V-beat TP/FP/FN, ``se`` and ``ppv`` (in ``total``)."""
     models = models or ModelSet.from_config(config)
     if models.beat is None:
@@ -58,7 +66,7 @@ def evaluate_pvc(paths: list[str], config: EdgeConfig, channel: str | None = Non
     rows = []
     total = BeatMatch(0, 0, 0)
     for p in paths:
-        m, row = pvc_record(p, config, models, channel, tolerance_s)
+        m, row = pvc_record(p, config, models, channel, tolerance_s, plot_dir)
         rows.append(row)
         total = total + m
     model = models.beat.model

@@ -33,6 +33,7 @@ def _row(name: str, m: BeatMatch, **extra: Any) -> dict[str, Any]:
 
 async def qrs_record(path: str | Path, config: EdgeConfig, annotator: str = "atr",
                      channel: str | None = None, tolerance_s: float = 0.150,
+                     plot_dir: str | Path | None = None,
                      ) -> tuple[BeatMatch, dict[str, Any]]:
     rec = load_wfdb(path, channel=channel, annotator=annotator)
     if rec.ann_index.size == 0:
@@ -41,18 +42,27 @@ async def qrs_record(path: str | Path, config: EdgeConfig, annotator: str = "atr
                           clock=VirtualClock(start_wall=rec.start_wall or DEFAULT_START_WALL))
     _, summary = await run_pipeline(src, config)
     ref = reference_beats(SimpleNamespace(sample=rec.ann_index, symbol=rec.ann_symbol))
-    match = match_beats(ref, np.asarray(summary.beat_index, dtype=np.int64), rec.fs, tolerance_s)
+    det = np.asarray(summary.beat_index, dtype=np.int64)
+    match = match_beats(ref, det, rec.fs, tolerance_s)
+    if plot_dir is not None:
+        from edge.evaluate.plots import plot_events
+
+        plot_events(rec.signal[:, 0], rec.fs, det, ref, Path(plot_dir) / f"{rec.name}-qrs.png",
+                    title=f"{rec.name}: beats detected (top) vs reference (bottom), first 60 s",
+                    max_seconds=60)
     return match, _row(rec.name, match, channel=rec.channels[0].name, fs=rec.fs,
                        minutes=round(rec.duration_s / 60, 2))
 
 
 def evaluate_qrs(paths: list[str], config: EdgeConfig, annotator: str = "atr",
-                 channel: str | None = None, tolerance_s: float = 0.150) -> dict[str, Any]:
+                 channel: str | None = None, tolerance_s: float = 0.150,
+                 plot_dir: str | Path | None = None) -> dict[str, Any]:
     """Per-record and gross TP/FP/FN, sensitivity and positive predictivity."""
     rows = []
     total = BeatMatch(0, 0, 0)
     for p in paths:
-        match, row = asyncio.run(qrs_record(p, config, annotator, channel, tolerance_s))
+        match, row = asyncio.run(qrs_record(p, config, annotator, channel, tolerance_s,
+                                            plot_dir))
         rows.append(row)
         total = total + match
     return {"task": "qrs", "tolerance_s": tolerance_s, "annotator": annotator,
