@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Regenerate the README's results table from the recordings in EDGE_DATA_DIR.
+
+Runs every `edge evaluate` task through the live pipeline on the datasets in
+``../shared/data`` and prints a Markdown table; ``--write-readme`` replaces
+the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
+README.md. One command, so the table never drifts from the code:
+
+    python tools/results_table.py --write-readme
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from edge.config import EdgeConfig
+from edge.evaluate.af import evaluate_af
+from edge.evaluate.alarms import false_alarms
+from edge.evaluate.ppg import evaluate_ppg_hr
+from edge.evaluate.pvc import evaluate_pvc
+from edge.evaluate.qrs import evaluate_qrs
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+CPSC = ["data_21_7", "data_21_8", "data_21_9", "data_84_1", "data_84_2", "data_84_3",
+        "data_101_6", "data_101_8", "data_101_9"]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def build(data: Path) -> str:
+    cfg = EdgeConfig()
+    mitdb = [str(data / "mitdb" / r) for r in ("100", "208")]
+    cpsc = [str(data / "cpsc2021" / r) for r in CPSC]
+    rows: list[str] = []
+
+    def add(task: str, dataset: str, n: int, res: dict, metric: str) -> None:
+        shown = {}
+        for k, v in res["total"].items():
+            if k in ("se", "ppv", "duration_se", "duration_ppv"):
+                shown[k] = _pct(v)
+            elif isinstance(v, float):
+                shown[k] = f"{v:.2f}"
+            else:
+                shown[k] = v
+        rows.append(f"| {task} | {dataset} | {n} | {metric.format(**shown)} |")
+
+    qrs_fmt = "Se {se} %, +P {ppv} % (TP {tp}, FP {fp}, FN {fn})"
+    add("QRS", "MIT-BIH 100, 208", 2, evaluate_qrs(mitdb, cfg), qrs_fmt)
+    add("QRS", "CPSC 2021 (9 records, 3 subjects)", 9, evaluate_qrs(cpsc, cfg), qrs_fmt)
+    af_fmt = ("episode Se {se} %, +P {ppv} %; duration Se {duration_se} %, +P {duration_ppv} %"
+              " ({ref_episodes} reference episodes)")
+    add("AF", "CPSC 2021 (9 records)", 9, evaluate_af(cpsc, cfg), af_fmt)
+    add("AF (false positives)", "MIT-BIH 100, 208 (no AF)", 2, evaluate_af(mitdb, cfg),
+        "{det_episodes} AF episodes detected, {det_af_s} s")
+    pvc_fmt = "Se {se} %, +P {ppv} % (TP {tp}, FP {fp}, FN {fn})"
+    add("PVC", "MIT-BIH 100, 208", 2, evaluate_pvc(mitdb, cfg), pvc_fmt)
+    add("PVC", "CPSC 2021 (9 records)", 9, evaluate_pvc(cpsc, cfg), pvc_fmt)
+    spc = [p for folder in ("Training_data", "Extra_TrainingData")
+           for p in sorted((data / "ieee-spc2015" / folder).glob("DATA_*.mat"))
+           if "BPM" not in p.name]
+    add("PPG heart rate", "IEEE SPC 2015 (wrist, running)", len(spc),
+        evaluate_ppg_hr([str(p) for p in spc], None, cfg.ppg), "MAE {mae_bpm} bpm")
+    clean = [str(data / "mitdb" / "100")] + [str(data / "cpsc2021" / r)
+                                              for r in ("data_21_7", "data_21_8", "data_21_9")]
+    add("false alarms", "sinus: MIT-BIH 100, CPSC 21_7/8/9", 4, false_alarms(clean, cfg),
+        "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
+    edb = [str(p) for p in sorted((data / "edb-excerpts-csv").glob("*.csv"))]
+    add("false alarms", "European ST-T excerpts (CSV, 250 Hz)", len(edb),
+        false_alarms(edb, cfg, csv_fs=250.0),
+        "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
+    head = ["| task | recordings | n | result |", "|---|---|---|---|"]
+    stamp = time.strftime("%Y-%m-%d")
+    note = (f"Generated {stamp} by `python tools/results_table.py --write-readme` "
+            "(through the live pipeline, default configuration, shipped models).")
+    return "\n".join([note, "", *head, *rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", type=Path,
+                    default=Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data")))
+    ap.add_argument("--write-readme", action="store_true", help="Update README.md in place.")
+    args = ap.parse_args()
+    table = build(args.data_dir)
+    print(table)
+    if args.write_readme:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        if START not in text or END not in text:
+            raise SystemExit(f"README.md has no {START} ... {END} block")
+        before, rest = text.split(START, 1)
+        _, after = rest.split(END, 1)
+        readme.write_text(f"{before}{START}\n{table}\n{END}{after}")
+        print("README.md updated")
+
+
+if __name__ == "__main__":
+    main()
