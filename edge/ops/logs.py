@@ -50,3 +50,7 @@ def setup_logging(level: int, fmt: str = "text") -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
+    # HTTP client libraries log full request URLs at INFO/DEBUG; FHIR search URLs can
+    # carry identifiers, so they only ever speak about failures.
+    for name in ("httpx", "httpcore", "hpack", "urllib3"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
