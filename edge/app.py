@@ -18,6 +18,8 @@ from edge.clock import Clock
 from edge.config import EdgeConfig, config_for_patient, patient_for_device
 from edge.detect.baseline import BaselineProcessor, BaselineTracker
 from edge.detect.ecg import QrsProcessor
+from edge.detect.ectopy import EctopyProcessor
+from edge.detect.evidence import EvidenceRecorder, EvidenceStore
 from edge.detect.models import ModelSet
 from edge.detect.news2 import News2Processor
 from edge.detect.quality import EcgQualityProcessor
@@ -65,7 +67,8 @@ def load_models(config: EdgeConfig) -> ModelSet:
     return ModelSet.from_config(config)
 
 
-def processor_factory(config: EdgeConfig, models: ModelSet | None = None):  # type: ignore[no-untyped-def]
+def processor_factory(config: EdgeConfig, models: ModelSet | None = None,  # type: ignore[no-untyped-def]
+                      evidence: EvidenceStore | None = None):
     """The per-stream processors of the standard pipeline.
 
     ECG streams: QRS detection (with beat classification chained in when a
@@ -93,20 +96,25 @@ def processor_factory(config: EdgeConfig, models: ModelSet | None = None):  # ty
         common: list[Processor] = [BaselineProcessor(ctx, cfg.baseline, tracker),
                                    VitalRules(ctx, cfg.vital_rules, patient, tracker), news2]
         kind = stream_kind(ctx)
+        tail: list[Processor] = []
+        if evidence is not None and cfg.evidence.enabled and kind != "vitals":
+            tail.append(EvidenceRecorder(ctx, cfg.evidence, evidence))  # sees every episode
         if kind == "ecg":
             quality = EcgQualityProcessor(ctx, cfg.ecg_quality)
             return [
                 quality,
                 models.qrs_step(ctx, QrsProcessor(ctx, cfg.qrs), cfg),
                 *models.beat_steps(ctx, cfg),
+                EctopyProcessor(ctx, cfg.ectopy),
                 HeartRateProcessor(ctx, cfg.heart_rate),
                 RateRules(ctx, cfg.rate_rules, cfg.heart_rate, quality.timeline),
                 *common,
+                *tail,
             ]
         if kind == "ppg":
-            return [PpgHeartRateProcessor(ctx, cfg.ppg), *common]
+            return [PpgHeartRateProcessor(ctx, cfg.ppg), *common, *tail]
         if kind == "resp":
-            return [RespRateProcessor(ctx, cfg.resp), *common]
+            return [RespRateProcessor(ctx, cfg.resp), *common, *tail]
         return common
 
     return build
@@ -181,7 +189,8 @@ async def run_pipeline(source: Source, config: EdgeConfig, *, clock: Clock | Non
     sinks: list[Any] = [summary]
     if outbox is not None:
         sinks.append(OutboxSink(outbox))
-    pipeline = Pipeline(processor_factory(config, models), sinks, config.pipeline,
+    evidence = outbox.put_evidence if outbox is not None else None
+    pipeline = Pipeline(processor_factory(config, models, evidence), sinks, config.pipeline,
                         clock or getattr(source, "clock", None))
     pipeline.on_block = on_block
     stats = await pipeline.run(source)

@@ -329,6 +329,43 @@ class FhirConfig:
 
 
 @dataclass(frozen=True)
+class EctopyConfig:
+    """Ventricular runs and ectopic burden, from beats the beat model labelled."""
+
+    run_min_beats: int = setting(
+        3, "Three or more consecutive ventricular beats form a run (non-sustained VT when "
+           "faster than run_min_bpm).",
+        "2017 AHA/ACC/HRS guideline for ventricular arrhythmias (NSVT: >= 3 consecutive "
+        "ventricular beats at > 100 bpm lasting < 30 s)")
+    run_min_bpm: float = setting(
+        100.0, "A ventricular run slower than this is an idioventricular rhythm, not VT.",
+        "2017 AHA/ACC/HRS guideline for ventricular arrhythmias")
+    sustained_s: float = setting(
+        30.0, "A run lasting this long is sustained VT: urgent.",
+        "2017 AHA/ACC/HRS guideline for ventricular arrhythmias (sustained VT >= 30 s)")
+    burden_window_s: float = setting(
+        300.0, "Ectopic burden (PVC and PAC per minute, PVC % of beats) is measured over "
+               "this sliding window.")
+    pvc_burden_pct: float = setting(
+        10.0, "A PVC burden at or above this (% of beats) sustained over the window is "
+              "'frequent PVCs' (info): a burden over 10 % is associated with PVC-induced "
+              "cardiomyopathy and merits review.",
+        "2017 AHA/ACC/HRS guideline for ventricular arrhythmias (PVC burden > 10-15 %)")
+    burden_clear_pct: float = setting(
+        7.0, "Hysteresis: 'frequent PVCs' ends when the burden falls below this.")
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """Waveform snippets kept with episodes (locally; synced only if [fhir] send_evidence)."""
+
+    enabled: bool = setting(True, "Keep a short waveform snippet around each episode's onset "
+                                  "in the outbox, for a clinician to review.")
+    pre_s: float = setting(10.0, "Seconds of signal kept before the onset.")
+    post_s: float = setting(5.0, "Seconds of signal kept after the onset.")
+
+
+@dataclass(frozen=True)
 class OpsConfig:
     """Running under systemd: metrics, watchdog, status."""
 
@@ -857,6 +894,8 @@ class EdgeConfig:
     af: AfConfig = field(default_factory=AfConfig)
     beat_classifier: BeatClassifierConfig = field(default_factory=BeatClassifierConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
+    ectopy: EctopyConfig = field(default_factory=EctopyConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)

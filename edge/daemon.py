@@ -75,7 +75,8 @@ class Daemon:
         self.clock: Clock = replay_clock or MonotonicClock()
         self.notifier = notifier or Notifier()
         self.models = load_models(config)
-        self.pipeline = Pipeline(processor_factory(config, self.models), [], config.pipeline,
+        self.pipeline = Pipeline(processor_factory(config, self.models, self._put_evidence), [],
+                                 config.pipeline,
                                  self.clock)
         self.metrics_port: int | None = None
         self.config_path = config_path
@@ -106,6 +107,10 @@ class Daemon:
         self.config = replace(new, sources=self.config.sources)
         self.reloads += 1
         log.info("configuration reloaded (%d processors updated)", applied)
+
+    def _put_evidence(self, event_id: str, fs: float, unit: str, samples: Any) -> None:
+        if self._outbox is not None:
+            self._outbox.put_evidence(event_id, fs, unit, samples)
 
     def _wake_sync(self) -> None:
         if self.sync_engine is not None:
