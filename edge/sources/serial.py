@@ -541,6 +541,7 @@ class SerialSource(Source):
             self._last_valid = mono
             self._bytes_since_valid = 0
             self._baud_warned = False
+            self.backoff.reset()  # a good connection: the next drop is retried quickly again
         else:
             self._bytes_since_valid += len(data)
             silent = mono - self._last_valid
