@@ -193,8 +193,9 @@ class Daemon:
             sink = OutboxSink(outbox, on_stored=self._wake_sync)
             self.pipeline.sinks.append(sink)
             registry = CollectorRegistry()
-            registry.register(EdgeCollector(self.pipeline, self.sources,
-                                            lambda: self._sync_gauges(outbox)))
+            registry.register(EdgeCollector(
+                self.pipeline, self.sources, lambda: self._sync_gauges(outbox),
+                models=lambda: [h.model for h in self.models.handles]))
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop)
             loop.add_signal_handler(signal.SIGHUP, self.reload)

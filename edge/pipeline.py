@@ -29,7 +29,6 @@ hard path: tasks are cancelled and sinks closed, the queue is abandoned.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +40,7 @@ import numpy as np
 from edge.clock import Clock, DeviceClockEstimator, MonotonicClock
 from edge.config import PipelineConfig
 from edge.sources.base import Source
+from edge.stats import LatencyHistogram
 from edge.types import (
     Beat,
     Block,
@@ -133,11 +133,6 @@ class Sink(Protocol):
 ProcessorFactory = Callable[[StreamContext], Sequence[Processor]]
 
 
-#: Upper bounds (seconds) of the block-latency histogram buckets (Prometheus style).
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                   2.5, 5.0)
-
-
 @dataclass
 class PipelineStats:
     items: int = 0  # everything taken off the queue (liveness: the watchdog watches this)
@@ -152,14 +147,12 @@ class PipelineStats:
     processor_errors: dict[str, int] = field(default_factory=dict)
     latency_s: list[float] = field(default_factory=list)
     max_latency_samples: int = 100_000
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-    latency_sum_s: float = 0.0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     episodes: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def observe_latency(self, seconds: float) -> None:
-        """Count one block latency (a cumulative-histogram-ready bucket count, O(1) memory)."""
-        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum_s += seconds
+        """Count one block latency (histogram for metrics; raw values for percentiles)."""
+        self.latency.observe(seconds)
         if len(self.latency_s) < self.max_latency_samples:
             self.latency_s.append(seconds)
 

@@ -147,6 +147,7 @@ def test_metrics_are_served_on_localhost_while_running(tmp_path, data_dir):
                               body).group(1))
     assert samples > 0
     assert "edge_block_latency_seconds_bucket" in body
+    assert 'edge_inference_latency_seconds_count{backend="onnxruntime",model="beat_nsv"' in body
     assert "edge_outbox_pending" in body
     import json
 

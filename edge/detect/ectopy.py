@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 from edge.config import EctopyConfig
 from edge.pipeline import Item, Output, StreamContext
@@ -46,13 +47,13 @@ class EctopyProcessor:
         self.config = getattr(config, "ectopy", self.config)
 
     def feed(self, item: Item) -> Iterable[Output]:
+        out: list[Output] = []
         if isinstance(item, Gap):
-            out = self._close_run(ended_by="signal gap")
+            out += self._close_run(ended_by="signal gap")
             out += self._end_burden(self._recent[-1].index if self._recent else 0, "signal gap")
             self._recent.clear()
             return out
         assert isinstance(item, Beat)
-        out: list[Output] = []
         if item.label == "V":
             self._run.append(item)
             out += self._check_sustained()
@@ -77,7 +78,7 @@ class EctopyProcessor:
         return (len(self._run) >= self.config.run_min_beats
                 and self._run_rate() >= self.config.run_min_bpm)
 
-    def _run_summary(self) -> dict[str, object]:
+    def _run_summary(self) -> dict[str, Any]:
         return {"beats": len(self._run), "rate_bpm": round(self._run_rate(), 1)}
 
     def _check_sustained(self) -> list[Output]:
@@ -105,7 +106,7 @@ class EctopyProcessor:
         return out
 
     def _episode(self, onset: int, offset: int, priority: Priority,
-                 kind: str = "ventricular_run", **details: object) -> Episode:
+                 kind: str = "ventricular_run", **details: Any) -> Episode:
         return Episode(kind=kind, key=self.ctx.key, onset=self.ctx.wall(onset),
                        offset=self.ctx.wall(offset), onset_index=onset, offset_index=offset,
                        priority=priority, detector=self.name, detector_version=self.version,

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from edge.inference.manifest import (
     load_manifest,
     verify_sha256,
 )
+from edge.stats import LatencyHistogram
 
 __all__ = ["InputSpec", "Manifest", "Model", "ModelHandle", "available_backends",
            "default_models_dir", "list_models", "load_model"]
@@ -93,6 +95,7 @@ class Model:
                                  f"but its input spec says {manifest.spec.n_features}")
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.latency = LatencyHistogram()  # per-call inference time, for metrics
         self.warm_up()
 
     # -- identity ------------------------------------------------------------------------
@@ -142,8 +145,11 @@ class Model:
         x = self.prepare(features)
         if x.shape[0] == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
+        t0 = time.perf_counter()
         with self._lock:  # interpreters are not re-entrant
-            return self.backend.run(x)
+            out = self.backend.run(x)
+        self.latency.observe(time.perf_counter() - t0)
+        return out
 
     async def run_async(self, features: np.ndarray) -> np.ndarray:
         """:meth:`run` on this model's single worker thread, off the event loop."""

@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from edge.pipeline import LATENCY_BUCKETS, Pipeline
+from edge.pipeline import Pipeline
 from edge.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,12 @@ class EdgeCollector(Collector):
     """Exports pipeline, source and outbox counters."""
 
     def __init__(self, pipeline: Pipeline, sources: Sequence[Source],
-                 extra: Callable[[], dict[str, float]] | None = None) -> None:
+                 extra: Callable[[], dict[str, float]] | None = None,
+                 models: Callable[[], Iterable[Any]] = tuple) -> None:
         self.pipeline = pipeline
         self.sources = sources
         self.extra = extra
+        self.models = models  # the live models (a reload swaps them)
 
     def collect(self) -> Iterable[Any]:
         st = self.pipeline.stats
@@ -72,14 +74,16 @@ class EdgeCollector(Collector):
         for (kind, prio), n in st.episodes.items():
             eps.add_metric([kind, prio], n)
         yield eps
-        cumulative, buckets = 0, []
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), st.latency_buckets,
-                                strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
         yield HistogramMetricFamily("edge_block_latency_seconds",
                                     "From arrival at the pipeline to processed",
-                                    buckets=buckets, sum_value=st.latency_sum_s)
+                                    buckets=st.latency.cumulative(), sum_value=st.latency.total_s)
+        inf = HistogramMetricFamily("edge_inference_latency_seconds",
+                                    "Per-call model inference time",
+                                    labels=["model", "backend", "precision"])
+        for model in self.models():
+            inf.add_metric([model.name, model.backend_name, model.precision],
+                           buckets=model.latency.cumulative(), sum_value=model.latency.total_s)
+        yield inf
         if self.extra is not None:
             for name, value in self.extra().items():
                 yield GaugeMetricFamily(name, name.replace("_", " "), value=value)
