@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from edge.config import EvidenceConfig
+from edge.dsp.ring import SampleRing
 from edge.errors import StoreError
 from edge.pipeline import Item, Output, StreamContext
 from edge.types import Episode, Gap
@@ -39,10 +40,7 @@ class EvidenceRecorder:
         self.store = store
         self.unit = ctx.channels[0].unit if ctx.channels else ""
         # episodes can be raised up to ~min-duration late (AF: 30 s+): keep enough history
-        n = int((config.pre_s + config.post_s + max_episode_lag_s) * ctx.fs)
-        self._buf = np.full(max(1, n), np.nan, dtype=np.float32)
-        self._end = 0
-        self._filled = 0
+        self._ring = SampleRing(int((config.pre_s + config.post_s + max_episode_lag_s) * ctx.fs))
         self._seen: set[str] = set()
         self._pending: list[tuple[str, int, int]] = []
         self.stored = 0
@@ -53,11 +51,11 @@ class EvidenceRecorder:
 
     def feed(self, item: Item) -> Iterable[Output]:
         if isinstance(item, Window):
-            self._push(item.start_index, item.data[:, 0])
+            self._ring.push(item.start_index, item.data[:, 0])
             self._flush_ready(final=False)
         elif isinstance(item, Gap):
             self._flush_ready(final=True)  # what we have is all there will be
-            self._filled = 0
+            self._ring.reset()
         elif isinstance(item, Episode) and item.id not in self._seen:
             self._seen.add(item.id)
             fs = self.ctx.fs
@@ -71,35 +69,22 @@ class EvidenceRecorder:
         self._flush_ready(final=True)
         return []
 
-    def _push(self, start: int, x: np.ndarray) -> None:
-        n = self._buf.size
-        if self._filled and start != self._end:
-            self._filled = 0
-        end = start + len(x)
-        x = x[-n:]
-        self._buf = np.roll(self._buf, -len(x))
-        self._buf[n - len(x):] = x
-        self._end = end
-        self._filled = min(n, self._filled + len(x))
-
     def _flush_ready(self, final: bool) -> None:
         waiting = []
+        ring = self._ring
         for event_id, start, end in self._pending:
-            if end > self._end and not final:
+            if end > ring.end and not final:
                 waiting.append((event_id, start, end))
                 continue
-            first = self._end - self._filled
-            lo, hi = max(start, first), min(end, self._end)
-            if hi <= lo:
+            snippet = ring.segment(start, end)
+            if snippet is None:
                 # raised long after its onset (e.g. a burden over minutes): keep the
                 # latest stretch of the same length, what the detector was looking at
-                lo, hi = max(first, self._end - (end - start)), self._end
-                if hi <= lo:
+                snippet = ring.segment(ring.end - (end - start), ring.end)
+                if snippet is None:
                     continue
-            n = self._buf.size
-            snippet = self._buf[n - (self._end - lo):n - (self._end - hi)]
             try:
-                self.store(event_id, self.ctx.fs, self.unit, snippet.copy())
+                self.store(event_id, self.ctx.fs, self.unit, snippet.astype(np.float32))
                 self.stored += 1
             except StoreError as exc:
                 self.failures += 1

@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.config import EdgeConfig, HeartRateConfig, RateRulesConfig
 from edge.detect.quality import QualityTimeline
+from edge.dsp.ring import SampleRing
 from edge.pipeline import Item, Output, StreamContext
 from edge.types import (
     VITAL_UNITS,
@@ -65,39 +66,6 @@ class RrTracker:
         if not self._rr:
             return None
         return 60.0 / float(np.median(self._rr))
-
-
-class _SampleRing:
-    """The last ``n`` samples of one channel, addressed by stream sample index."""
-
-    def __init__(self, n: int) -> None:
-        self._buf = np.full(max(1, n), np.nan)
-        self._end = 0  # stream index one past the newest sample
-        self._filled = 0
-
-    def reset(self) -> None:
-        self._buf[:] = np.nan
-        self._filled = 0
-
-    def push(self, start: int, x: np.ndarray) -> None:
-        n = self._buf.size
-        if self._filled and start != self._end:
-            self.reset()  # not contiguous: never splice unrelated samples
-        end = start + len(x)
-        x = x[-n:]
-        self._buf = np.roll(self._buf, -len(x))
-        self._buf[n - len(x):] = x
-        self._end = end
-        self._filled = min(n, self._filled + len(x))
-
-    def segment(self, start: int, end: int) -> np.ndarray | None:
-        """Samples ``[start, end)`` if still held (clipped to what is held)."""
-        n = self._buf.size
-        first = self._end - self._filled
-        start, end = max(start, first), min(end, self._end)
-        if end <= start:
-            return None
-        return self._buf[n - (self._end - start):n - (self._end - end)].copy()
 
 
 class HeartRateProcessor:
@@ -181,7 +149,7 @@ class RateRules:
         self.config = config
         self.quality = quality  # recorded with episodes when the ECG quality step runs
         self._rr = RrTracker(hr_config)
-        self._ring = _SampleRing(int((config.asystole_s + 6.0) * ctx.fs))
+        self._ring = SampleRing(int((config.asystole_s + 6.0) * ctx.fs))
         self._suppressed_since: int | None = None  # silent interval judged inadequate
         self._active: dict[str, _RateEpisode] = {}
         self._candidates: dict[str, _RateEpisode] = {}
