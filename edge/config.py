@@ -395,6 +395,13 @@ class SourceConfig:
                             "USB identity across re-plugs (pyserial list_ports).")
     baud: int = setting(921600, "serial: line rate; the wearable firmware must match it.")
     address: str = setting("", "ble: device address (or empty to use the scan filters).")
+    adapter: str = setting("hci0", "ble: the BlueZ adapter this source uses; one gateway "
+                                   "process owns each adapter (connection attempts are "
+                                   "serialised and counted per adapter).")
+    silence_timeout_s: float = setting(
+        10.0, "ble: no notification for this long while connected means a silent link: "
+        "close and reconnect. Above the slowest expected notification interval (HRS: "
+        "about 1 s; PLX continuous: 1 s) with margin for a few missed connection events.")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import click
 
 from edge import __version__
 from edge.cli.bench import bench
+from edge.cli.ble import ble_group
 from edge.cli.config import config
 from edge.cli.demo import demo
 from edge.cli.doctor import doctor
@@ -37,5 +38,5 @@ def cli(verbose: int, log_format: str) -> None:
 
 
 for command in (run, status, doctor, demo, replay, record, events, outbox, evaluate, bench,
-                config, model, simulate, serial_group, frames):
+                config, model, simulate, serial_group, frames, ble_group):
     cli.add_command(command)

@@ -44,6 +44,8 @@ async def record_source(src: Source, out: str, metadata: dict[str, object],
               help="Record from a replayed file (trace, WFDB or CSV).")
 @click.option("--serial", "serial_port", default=None,
               help="Record from a device on this serial port (path or usb:VID:PID[:SERIAL]).")
+@click.option("--ble", "ble_address", default=None,
+              help="Record from a BLE wearable at this address (AA:BB:CC:DD:EE:FF).")
 @click.option("--baud", type=int, default=921600, show_default=True, help="With --serial.")
 @click.option("--device", default="", help="With --serial: device name in the trace "
               "(default: the device id from its HELLO).")
@@ -53,17 +55,23 @@ async def record_source(src: Source, out: str, metadata: dict[str, object],
 @click.option("--fs", type=float, default=None, help="Sample rate of a CSV input.")
 @click.option("--speed", type=float, default=None, help="Replay pace (default: fast).")
 @click.option("--seconds", type=float, default=None, help="Stop after this much stream time.")
-def record(out: str, from_path: str | None, serial_port: str | None, baud: int, device: str,
+def record(out: str, from_path: str | None, serial_port: str | None, ble_address: str | None,
+           baud: int, device: str,
            stop_on_disconnect: bool, fs: float | None, speed: float | None,
            seconds: float | None) -> None:
     """Record a source into the trace file OUT (append-only, crash-safe).
 
     The source is a replayed file (--from) or a live device (--serial); give one.
     """
-    if (from_path is None) == (serial_port is None):
-        raise click.UsageError("give exactly one of --from PATH or --serial PORT")
+    if sum(x is not None for x in (from_path, serial_port, ble_address)) != 1:
+        raise click.UsageError("give exactly one of --from PATH, --serial PORT or --ble ADDRESS")
     src: Source
-    if serial_port is not None:
+    if ble_address is not None:
+        from edge.sources.ble import BleSource
+
+        src = BleSource(ble_address, device=device, reconnect=not stop_on_disconnect)
+        meta = {"recorded_at": time.time(), "source": f"ble:{ble_address}"}
+    elif serial_port is not None:
         from edge.sources.serial import SerialSource
 
         src = SerialSource(serial_port, baud=baud, device=device,

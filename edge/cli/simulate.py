@@ -82,3 +82,64 @@ def serial(trace: str, fs: float | None, speed: float, fast: bool, drop: float, 
         if faults_path:
             faults_fh.close()
     click.echo(json.dumps(out), err=True)
+
+
+@simulate.command("ble")
+@click.option("--trace", "trace", type=click.Path(exists=True), required=True,
+              help="What the waveform wearable streams: a trace, a WFDB record or a CSV file.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="x real time.")
+@click.option("--mtu", type=int, default=247, show_default=True,
+              help="ATT MTU of the waveform wearable (notifications carry MTU - 3 bytes).")
+@click.option("--disconnect-every", type=float, default=None,
+              help="Drop the waveform wearable's link every this many seconds.")
+@click.option("--seconds", type=float, default=None, help="Stop after this long.")
+def ble(trace: str, speed: float, mtu: int, disconnect_every: float | None,
+        seconds: float | None) -> None:
+    """A virtual BlueZ on a private dbus-daemon with virtual wearables (waveform stream from
+    TRACE, heart rate, oximeter, thermometer, BP cuff).
+
+    Prints `export DBUS_SYSTEM_BUS_ADDRESS=...` first: in that shell, `edge ble scan`,
+    `edge ble inspect` and `edge record --ble` talk to the virtual devices through bleak's
+    real BlueZ backend. Faults are reported as JSON lines on stderr.
+    """
+    from edge.sim.bluez import PrivateBus, VirtualBlueZ
+    from edge.sim.bluez.wearables import (
+        bp_cuff,
+        heart_rate_wearable,
+        oximeter,
+        thermometer,
+        vendor_wearable,
+    )
+
+    async def go(address: str) -> dict[str, Any]:
+        wave, fw = vendor_wearable("C0:FF:EE:00:00:01", trace, mtu=mtu, speed=speed)
+        hrm, hfw = heart_rate_wearable("C0:FF:EE:00:00:02")
+        devices = [wave, hrm, oximeter("C0:FF:EE:00:00:03"), thermometer("C0:FF:EE:00:00:04"),
+                   bp_cuff("C0:FF:EE:00:00:05")]
+        async with VirtualBlueZ(address, devices):
+            tasks = [asyncio.create_task(fw.run()), asyncio.create_task(hfw.run())]
+
+            async def chaos() -> None:
+                while disconnect_every:
+                    await asyncio.sleep(disconnect_every)
+                    if wave.drop_link():
+                        click.echo(json.dumps({"event": "disconnect", "device": wave.address}),
+                                   err=True)
+            tasks.append(asyncio.create_task(chaos()))
+            try:
+                await asyncio.wait(tasks[:1], timeout=seconds)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return {"event": "done", "frames_sent": fw.frames_sent, "samples_sent": fw.samples_sent,
+                "lost_ranges": fw.lost_ranges()}
+
+    with PrivateBus() as bus:
+        click.echo(f"export DBUS_SYSTEM_BUS_ADDRESS={bus.address}")
+        sys.stdout.flush()
+        try:
+            out = run_async(go(bus.address))
+        except KeyboardInterrupt:
+            out = {"event": "interrupted"}
+    click.echo(json.dumps(out), err=True)

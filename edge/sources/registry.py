@@ -18,6 +18,8 @@ def register(kind: str, builder: Callable[[SourceConfig, int], Source]) -> None:
 def build(cfg: SourceConfig, index: int) -> Source:
     if cfg.type == "serial":
         import edge.sources.serial  # noqa: F401 - registers itself
+    elif cfg.type == "ble":
+        import edge.sources.ble  # noqa: F401 - registers itself
     builder = _BUILDERS.get(cfg.type)
     if builder is None:
         raise ConfigError(f"sources[{index}]: the {cfg.type!r} transport is not available")

@@ -1,0 +1,143 @@
+"""``edge ble``: scan, inspect and pair BLE wearables (through BlueZ, via bleak)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from edge.cli.common import run_async as _run_async
+
+
+def run_async(coro):  # type: ignore[no-untyped-def]
+    """bleak and D-Bus failures are one line and a non-zero exit, like every edge failure."""
+    from bleak.exc import BleakError
+
+    try:
+        return _run_async(coro)
+    except (BleakError, TimeoutError, OSError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@click.group("ble")
+def ble_group() -> None:
+    """Bluetooth LE wearables: scan, inspect the GATT table, pair."""
+
+
+@ble_group.command("scan")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to scan.")
+@click.option("--service", "services", multiple=True, help="Only devices advertising this "
+              "service UUID (repeatable).")
+@click.option("--name", "name_pattern", default=None, help="Only names containing this text.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def scan(timeout: float, services: tuple[str, ...], name_pattern: str | None,
+         as_json: bool) -> None:
+    """List advertising devices with RSSI and advertised services."""
+    from bleak import BleakScanner
+
+    from edge.ble.gatt import SERVICE_NAMES
+    from edge.ble.vendor import VENDOR_SERVICE
+
+    async def go() -> list[dict[str, Any]]:
+        found = await BleakScanner.discover(timeout=timeout, return_adv=True,
+                                            service_uuids=list(services) or None)
+        rows = []
+        for addr, (dev, adv) in found.items():
+            name = dev.name or ""
+            if name_pattern and name_pattern.lower() not in name.lower():
+                continue
+            rows.append({"address": addr, "name": name, "rssi": adv.rssi,
+                         "services": [SERVICE_NAMES.get(u, "vitals-edge waveform"
+                                                        if u == VENDOR_SERVICE else u)
+                                      for u in adv.service_uuids]})
+        return sorted(rows, key=lambda r: -r["rssi"])
+
+    rows = run_async(go())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'address':17}  {'rssi':>4}  {'name':16}  services")
+    for r in rows:
+        click.echo(f"{r['address']:17}  {r['rssi']:>4}  {r['name'][:16]:16}  "
+                   f"{', '.join(r['services'])}")
+
+
+def _describe(value: Any) -> Any:
+    import dataclasses
+    import enum
+    from decimal import Decimal
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _describe(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.name.startswith("_")}
+    if isinstance(value, enum.Enum):
+        return value.name if value.name else value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return value.hex(" ")
+    if isinstance(value, tuple | list):
+        return [_describe(v) for v in value]
+    return value
+
+
+@ble_group.command("inspect")
+@click.argument("address")
+@click.option("--timeout", type=float, default=20.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def inspect(address: str, timeout: float, as_json: bool) -> None:
+    """Connect to ADDRESS and print its GATT table with decoded values."""
+    from bleak import BleakClient
+
+    from edge.ble import gatt
+
+    async def go() -> list[dict[str, Any]]:
+        out = []
+        async with BleakClient(address, timeout=timeout) as client:
+            for s in client.services:
+                svc = {"uuid": s.uuid, "name": gatt.SERVICE_NAMES.get(s.uuid, s.description),
+                       "characteristics": []}
+                for c in s.characteristics:
+                    entry: dict[str, Any] = {"uuid": c.uuid, "properties": c.properties,
+                                             "name": gatt.DECODERS.get(c.uuid, (c.description,))[0]}
+                    if "read" in c.properties:
+                        try:
+                            raw = bytes(await client.read_gatt_char(c))
+                            entry["raw"] = raw.hex(" ")
+                            entry["value"] = _describe(gatt.decode(c.uuid, raw))
+                        except Exception as exc:  # noqa: BLE001 - shown, not fatal
+                            entry["error"] = str(exc)
+                    svc["characteristics"].append(entry)
+                out.append(svc)
+        return out
+
+    table = run_async(go())
+    if as_json:
+        click.echo(json.dumps(table, default=str))
+        return
+    for s in table:
+        click.echo(f"{s['name']} ({s['uuid']})")
+        for c in s["characteristics"]:
+            v = c.get("value", c.get("error", ""))
+            click.echo(f"  {c['name']:28} [{','.join(c['properties'])}] {v}")
+
+
+@ble_group.command("pair")
+@click.argument("address")
+@click.option("--timeout", type=float, default=30.0, show_default=True)
+def pair(address: str, timeout: float) -> None:
+    """Pair (bond) with ADDRESS through BlueZ (Just Works; passkey entry: not yet)."""
+    from bleak import BleakClient
+
+    async def go() -> bool:
+        client = BleakClient(address, timeout=timeout, pair=True)
+        await client.connect()
+        try:
+            return True
+        finally:
+            await client.disconnect()
+
+    run_async(asyncio.wait_for(go(), timeout + 5))
+    click.echo(f"{address}: paired")
