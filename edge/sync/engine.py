@@ -275,8 +275,12 @@ class SyncEngine:
             await asyncio.sleep(seconds)
             return
         self._wake.clear()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives together with the wake-up (the daemon wakes the
+        # engine for the last episodes and cancels it in the same loop iteration).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     def status(self) -> SyncStatus:
         return sync_status(self.outbox, breaker=self.breaker.state, now=self._clock())
