@@ -402,6 +402,32 @@ class SourceConfig:
         10.0, "ble: no notification for this long while connected means a silent link: "
         "close and reconnect. Above the slowest expected notification interval (HRS: "
         "about 1 s; PLX continuous: 1 s) with margin for a few missed connection events.")
+    service_uuids: tuple[str, ...] = setting(
+        (), "ble without an address: only devices advertising one of these service UUIDs "
+        "(16-bit '180d' or 128-bit). Passed to BlueZ as the discovery filter, so the "
+        "adapter itself drops other advertisers (a ward is full of them).")
+    name_pattern: str = setting(
+        "", "ble without an address: a regular expression the advertised name must match "
+        "(re.search, case-sensitive), e.g. '^VE-SPO2-0042$' for one patient's oximeter. "
+        "Names are not unique or authenticated: combine with address_allow for a bedside.")
+    address_allow: tuple[str, ...] = setting(
+        (), "ble without an address: only these addresses (allow-list). The one filter that "
+        "names a device exactly; with an empty list any device passing the other filters "
+        "is taken, the first one seen (several sources with filters never share one "
+        "device: each takes a device no other source in this process holds).")
+    scan_timeout_s: float = setting(
+        10.0, "ble without an address: one scan lasts at most this long; with no match it "
+        "counts as a 'not found' connect failure and backs off. Several advertising "
+        "intervals of a health device (100 ms to 2.5 s) even on a busy channel.")
+    agent_capability: str = setting(
+        "NoInputNoOutput", "ble pairing agent IO capability: 'NoInputNoOutput' (Just Works, "
+        "no MITM protection) or 'KeyboardOnly' (passkey entry: the user types the 6 digits "
+        "the cuff or oximeter shows, which protects against MITM).",
+        "Bluetooth Core 5.4 Vol 3 Part H 2.3.5.1 (pairing method from IO capabilities); "
+        "BlueZ doc/org.bluez.AgentManager.rst")
+    passkey_file: str = setting(
+        "", "ble passkey entry: a file holding the device's 6-digit passkey (read when BlueZ "
+        "asks; keep it mode 0600). `edge ble pair --passkey N` overrides it.")
 
 
 @dataclass(frozen=True)

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import click
 
+from edge.cli.common import config_option
 from edge.cli.common import run_async as _run_async
 
 
 def run_async(coro):  # type: ignore[no-untyped-def]
     """bleak and D-Bus failures are one line and a non-zero exit, like every edge failure."""
     from bleak.exc import BleakError
+    from dbus_fast import DBusError
 
     try:
         return _run_async(coro)
+    except DBusError as exc:
+        raise click.ClickException(f"BlueZ: {exc.text} ({exc.type})") from exc
     except (BleakError, TimeoutError, OSError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
 @click.group("ble")
 def ble_group() -> None:
-    """Bluetooth LE wearables: scan, inspect the GATT table, pair."""
+    """Bluetooth LE wearables: scan, inspect the GATT table, pair, list bonds."""
 
 
 @ble_group.command("scan")
@@ -38,11 +41,13 @@ def scan(timeout: float, services: tuple[str, ...], name_pattern: str | None,
     from bleak import BleakScanner
 
     from edge.ble.gatt import SERVICE_NAMES
+    from edge.ble.scan import normalize_uuid
     from edge.ble.vendor import VENDOR_SERVICE
 
     async def go() -> list[dict[str, Any]]:
-        found = await BleakScanner.discover(timeout=timeout, return_adv=True,
-                                            service_uuids=list(services) or None)
+        found = await BleakScanner.discover(
+            timeout=timeout, return_adv=True,
+            service_uuids=[normalize_uuid(u) for u in services] or None)
         rows = []
         for addr, (dev, adv) in found.items():
             name = dev.name or ""
@@ -126,18 +131,64 @@ def inspect(address: str, timeout: float, as_json: bool) -> None:
 
 @ble_group.command("pair")
 @click.argument("address")
+@click.option("--passkey", type=click.IntRange(0, 999999), default=None,
+              help="Passkey the device shows (passkey entry; implies --capability KeyboardOnly).")
+@click.option("--passkey-file", type=click.Path(dir_okay=False), default=None,
+              help="File holding the passkey (default: passkey_file of the config's source).")
+@click.option("--capability", type=click.Choice(["NoInputNoOutput", "KeyboardOnly"]),
+              default=None, help="Agent IO capability (default: agent_capability of the "
+              "config's ble source for ADDRESS, else NoInputNoOutput = Just Works).")
+@click.option("--adapter", default=None, help="BlueZ adapter (default: the source's, hci0).")
 @click.option("--timeout", type=float, default=30.0, show_default=True)
-def pair(address: str, timeout: float) -> None:
-    """Pair (bond) with ADDRESS through BlueZ (Just Works; passkey entry: not yet)."""
-    from bleak import BleakClient
+@config_option
+def pair(address: str, passkey: int | None, passkey_file: str | None, capability: str | None,
+         adapter: str | None, timeout: float, config_path: str | None) -> None:
+    """Pair (bond) with ADDRESS through BlueZ with a pairing agent, then trust it.
 
-    async def go() -> bool:
-        client = BleakClient(address, timeout=timeout, pair=True)
-        await client.connect()
-        try:
-            return True
-        finally:
-            await client.disconnect()
+    Just Works, or passkey entry with --passkey / passkey_file. BlueZ keeps the bond
+    and uses it on every reconnection; `edge ble bonded` lists bonded devices.
+    """
+    from edge.ble.agent import pair as do_pair
+    from edge.sources.ble import ADDRESS_RE
 
-    run_async(asyncio.wait_for(go(), timeout + 5))
-    click.echo(f"{address}: paired")
+    if not ADDRESS_RE.match(address):
+        raise click.BadParameter("a BLE address looks like AA:BB:CC:DD:EE:FF", param_hint="ADDRESS")
+    src = _source_for(config_path, address)
+    if capability is None:
+        capability = "KeyboardOnly" if passkey is not None else \
+            (src.agent_capability if src else "NoInputNoOutput")
+    passkey_file = passkey_file or (src.passkey_file if src else None) or None
+    adapter = adapter or (src.adapter if src else "") or "hci0"
+    res = run_async(do_pair(address, adapter=adapter, capability=capability, passkey=passkey,
+                            passkey_file=passkey_file, timeout=timeout))
+    click.echo(f"{res.address}: paired, bonded and trusted ({res.capability})")
+
+
+def _source_for(config_path: str | None, address: str):  # type: ignore[no-untyped-def]
+    """The config's ble source for ``address`` (or its only ble source), for pairing defaults."""
+    from edge.cli.common import get_config
+
+    if config_path is None:
+        return None
+    ble = [s for s in get_config(config_path).sources if s.type == "ble"]
+    exact = [s for s in ble if s.address.upper() == address.upper()
+             or address.upper() in (a.upper() for a in s.address_allow)]
+    return (exact or (ble if len(ble) == 1 else [None]))[0]
+
+
+@ble_group.command("bonded")
+@click.option("--adapter", default=None, help="Only this adapter (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+def bonded(adapter: str | None, as_json: bool) -> None:
+    """List the devices BlueZ has paired/bonded (Device1 Paired/Bonded)."""
+    from edge.ble.agent import bonded_devices
+
+    rows = run_async(bonded_devices(adapter))
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'address':17}  {'adapter':7}  {'name':16}  bonded  trusted  connected")
+    for r in rows:
+        click.echo(f"{r['address']:17}  {r['adapter']:7}  {r['name'][:16]:16}  "
+                   f"{'yes' if r['bonded'] else 'no':6}  {'yes' if r['trusted'] else 'no':7}  "
+                   f"{'yes' if r['connected'] else 'no'}")

@@ -93,20 +93,31 @@ def serial(trace: str, fs: float | None, speed: float, fast: bool, drop: float, 
 @click.option("--disconnect-every", type=float, default=None,
               help="Drop the waveform wearable's link every this many seconds.")
 @click.option("--seconds", type=float, default=None, help="Stop after this long.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the thermometer, BP cuff and oximeter measurement series.")
+@click.option("--bp-passkey", type=click.IntRange(0, 999999), default=None,
+              help="The BP cuff needs passkey entry with this passkey (default: Just Works).")
 def ble(trace: str, speed: float, mtu: int, disconnect_every: float | None,
-        seconds: float | None) -> None:
+        seconds: float | None, seed: int, bp_passkey: int | None) -> None:
     """A virtual BlueZ on a private dbus-daemon with virtual wearables (waveform stream from
     TRACE, heart rate, oximeter, thermometer, BP cuff).
 
     Prints `export DBUS_SYSTEM_BUS_ADDRESS=...` first: in that shell, `edge ble scan`,
     `edge ble inspect` and `edge record --ble` talk to the virtual devices through bleak's
-    real BlueZ backend. Faults are reported as JSON lines on stderr.
+    real BlueZ backend. The thermometer, BP cuff and oximeter indicate a seeded series
+    of measurements (with time stamps and special values) once subscribed. Faults are
+    reported as JSON lines on stderr.
     """
+    from edge.ble import gatt
     from edge.sim.bluez import PrivateBus, VirtualBlueZ
     from edge.sim.bluez.wearables import (
+        IndicationFirmware,
         bp_cuff,
+        bp_scenario,
         heart_rate_wearable,
         oximeter,
+        plx_spot_scenario,
+        temperature_scenario,
         thermometer,
         vendor_wearable,
     )
@@ -114,10 +125,18 @@ def ble(trace: str, speed: float, mtu: int, disconnect_every: float | None,
     async def go(address: str) -> dict[str, Any]:
         wave, fw = vendor_wearable("C0:FF:EE:00:00:01", trace, mtu=mtu, speed=speed)
         hrm, hfw = heart_rate_wearable("C0:FF:EE:00:00:02")
-        devices = [wave, hrm, oximeter("C0:FF:EE:00:00:03"), thermometer("C0:FF:EE:00:00:04"),
-                   bp_cuff("C0:FF:EE:00:00:05")]
+        ox, th = oximeter("C0:FF:EE:00:00:03"), thermometer("C0:FF:EE:00:00:04")
+        bp = bp_cuff("C0:FF:EE:00:00:05", passkey=bp_passkey)
+        devices = [wave, hrm, ox, th, bp]
+        episodic = [IndicationFirmware(th, gatt.TEMPERATURE_MEASUREMENT,
+                                       temperature_scenario(seed), period=2.0),
+                    IndicationFirmware(bp, gatt.BLOOD_PRESSURE_MEASUREMENT, bp_scenario(seed),
+                                       period=2.0),
+                    IndicationFirmware(ox, gatt.PLX_SPOT_CHECK, plx_spot_scenario(seed),
+                                       period=2.0)]
         async with VirtualBlueZ(address, devices):
             tasks = [asyncio.create_task(fw.run()), asyncio.create_task(hfw.run())]
+            tasks += [asyncio.create_task(e.run()) for e in episodic]
 
             async def chaos() -> None:
                 while disconnect_every:

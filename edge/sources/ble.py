@@ -19,6 +19,15 @@ InProgress), then notifications are enabled on what the device offers:
 * PLX Continuous 0x2A5F -> SpO2 and pulse rate (special values are "no
   value": nothing is emitted; Invalid/Unavailable/Demo/Testing frames are
   dropped and counted; Questionable/Early/Calibrating get quality 0.5).
+* PLX Spot-Check 0x2A5E (indications), Temperature Measurement 0x2A1C
+  (indications), Blood Pressure Measurement 0x2A35 (indications) -> SpO2 and
+  pulse rate, temperature in Cel, systolic/diastolic/mean in mm[Hg] and pulse
+  rate; ``device_time`` from the measurement's own time stamp when it carries
+  one (mapped onto the gateway clock, see :func:`device_time`), else arrival.
+  SFLOAT/FLOAT special values never become numbers: no sample, counted as
+  ``<char>_special_value``. These devices send one measurement now and then,
+  so the silent-link check only runs when a streaming characteristic (waveform,
+  HRM, PLX continuous) is subscribed.
 * the vitals-edge waveform service (:mod:`edge.ble.vendor`) -> the same
   firmware_bridge decoder as the serial source (HELLO/WELCOME, SAMPLES ->
   :class:`~edge.types.Block`, sequence and sample-index gaps).
@@ -36,6 +45,11 @@ Gaps: at link loss each waveform stream gets ``Gap(expected, None,
 disconnect)`` at once (processors reset); when the device comes back with its
 sample counter still running, a second ``Gap(expected, first, disconnect)``
 gives the exact extent of what was lost. No patient data is logged.
+
+Without an address the source scans with a :class:`~edge.ble.scan.ScanFilter`
+(service UUIDs, name regex, address allow-list) and binds to the first device
+that passes and that no other source of this process holds; it stays bound to
+that device (reconnects go to the same address) until closed.
 """
 
 from __future__ import annotations
@@ -55,6 +69,7 @@ from bleak.exc import BleakDBusError, BleakDeviceNotFoundError, BleakError
 
 import firmware_bridge as fb
 from edge.ble import gatt
+from edge.ble import scan as blescan
 from edge.ble.beats import RrTimeline
 from edge.ble.vendor import VENDOR_CONTROL, VENDOR_DATA
 from edge.clock import Clock, MonotonicClock
@@ -88,7 +103,7 @@ FAILURE_HINTS = {
     "not_found": "device not found: not advertising or out of range",
     "timeout": "connect timed out",
     "services": "service discovery failed (stale GATT cache?)",
-    "auth": "authentication/pairing required or failed",
+    "auth": "authentication/pairing required or failed (pair once: edge ble pair ADDRESS)",
     "other": "connect failed",
 }
 
@@ -120,6 +135,11 @@ class AdapterAccount:
 
     name: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: scans for filter-bound sources, one at a time: bleak sends every scanner's
+    #: SetDiscoveryFilter/StartDiscovery/StopDiscovery over one D-Bus connection, and BlueZ
+    #: keeps one discovery filter and one discovery session per client, so overlapping
+    #: scans replace each other's filter and one scan's stop ends the others' discovery
+    scan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     attempts: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     busy_streak: int = 0
@@ -160,12 +180,50 @@ class BleLinkStats:
 
 
 class _FrameStream(SerialSource):
-    """The serial source's firmware_bridge handling, fed from notifications (no port)."""
+    """The serial source's firmware_bridge handling, fed from notifications (no port).
+
+    SAMPLES that arrive on a connection before its HELLO are held (up to
+    :attr:`HOLD_MAX` frames) and decoded, in order, with that HELLO's table once it
+    arrives; the device is NACKed NOT_READY (it answers with HELLO). The firmware
+    enables its data stream when the CCCD is written and queues HELLO from there:
+    a frame already on its way can overtake the HELLO, so what the gateway makes
+    of a connection must not depend on that order.
+    """
+
+    HOLD_MAX = 64
 
     def __init__(self, owner: BleSource) -> None:
         super().__init__(f"ble:{owner.address}", device=owner.device, clock=owner.clock)
         self._owner = owner
         self._open_gaps: dict[StreamKey, int] = {}
+        self._awaiting_hello = True
+        self._held: list[tuple[fb.Samples, float, int]] = []
+        self.held_frames = 0
+        self.held_dropped = 0
+
+    def _dispatch(self, msg: fb.Message, now: float, errors: int) -> None:
+        if self._awaiting_hello and isinstance(msg, fb.Samples):
+            if len(self._held) < self.HOLD_MAX:
+                self._held.append((msg, now, errors))
+                self.held_frames += 1
+            else:
+                self.held_dropped += 1
+                self.stats.count_error("samples_before_hello_dropped")
+            mono = time.monotonic()
+            if mono - self._last_nack >= 1.0:
+                self._last_nack = mono
+                self._send(fb.Nack(acked_seq=msg.seq, acked_type=msg.TYPE,
+                                   reason=fb.NackReason.NOT_READY))
+            return
+        super()._dispatch(msg, now, errors)
+        if isinstance(msg, fb.Hello):
+            self._awaiting_hello = False
+            held, self._held = self._held, []
+            if self._table is None:  # HELLO refused (no common version)
+                self.held_dropped += len(held)
+                return
+            for m, t, e in held:  # in arrival order
+                self._on_samples(m, t, e)
 
     def _push(self, item: SourceItem) -> None:
         if isinstance(item, Gap) and item.key in self._open_gaps:
@@ -185,6 +243,8 @@ class _FrameStream(SerialSource):
         self._owner._write_control(fb.encode_frame(msg))
 
     def new_connection(self) -> None:
+        self._awaiting_hello = True
+        self._held = []
         self.decoder.reset()
         self._rx_seq = None
         self._last_valid = time.monotonic()
@@ -209,18 +269,28 @@ class BleSource(Source):
 
     name = "ble"
 
-    def __init__(self, address: str, *, device: str = "", adapter: str = "hci0",
+    def __init__(self, address: str | None, *, device: str = "", adapter: str = "hci0",
                  clock: Clock | None = None, reconnect: bool = True,
                  backoff: Backoff | None = None, connect_timeout: float = 20.0,
                  silence_timeout: float = 10.0, stale_after: int = 3,
                  adapter_reset_after: int = 5, adapter_reset_min_s: float = 300.0,
                  buffer_size: int = 1024, error_log_interval_s: float = 60.0,
-                 on_beats: Callable[[StreamKey, list[float]], None] | None = None) -> None:
+                 on_beats: Callable[[StreamKey, list[float]], None] | None = None,
+                 scan_filter: blescan.ScanFilter | None = None,
+                 scan_timeout: float = 10.0) -> None:
         super().__init__()
-        if not ADDRESS_RE.match(address):
-            raise SourceError(f"{address!r}: a BLE address looks like AA:BB:CC:DD:EE:FF")
-        self.address = address.upper()
-        self.device = device or self.address.replace(":", "").lower()
+        if address:
+            if not ADDRESS_RE.match(address):
+                raise SourceError(f"{address!r}: a BLE address looks like AA:BB:CC:DD:EE:FF")
+        elif scan_filter is None or scan_filter.empty:
+            raise SourceError("a BLE source needs an address or at least one scan filter "
+                              "(service_uuids, name_pattern, address_allow)")
+        self.address: str | None = address.upper() if address else None
+        self.scan_filter = scan_filter
+        self.scan_timeout = scan_timeout
+        self._device_given = bool(device)
+        self.device = device or (self.address.replace(":", "").lower() if self.address
+                                 else "ble-unbound")
         self.adapter = adapter
         self.clock: Clock = clock or MonotonicClock()
         self.reconnect = reconnect
@@ -247,11 +317,20 @@ class BleSource(Source):
         self._down_at: float | None = None
         self._ended = False
         self._writes: set[asyncio.Task[None]] = set()
+        self._streaming = True  # a streaming characteristic is subscribed (silence check)
+
+    @property
+    def label(self) -> str:
+        """The address, or the scan filter while no device is bound yet (log lines)."""
+        if self.address:
+            return self.address
+        assert self.scan_filter is not None
+        return f"scan({self.scan_filter.describe()})"
 
     # -- lifecycle ------------------------------------------------------------------
     async def open(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"ble:{self.address}")
+            self._task = asyncio.create_task(self._run(), name=f"ble:{self.address or 'scan'}")
 
     async def close(self) -> None:
         self._closed.set()
@@ -264,6 +343,8 @@ class BleSource(Source):
             t.cancel()
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        with contextlib.suppress(RuntimeError):
+            blescan.release_all(self)
         self._item_ready.set()
 
     async def items(self) -> AsyncIterator[SourceItem]:
@@ -282,6 +363,7 @@ class BleSource(Source):
 
     def link_stats(self) -> dict[str, Any]:
         return {**self.link.as_dict(), "reconnects": self.stats.reconnects,
+                "held_before_hello": self.frames.held_frames,
                 "decoder": self.frames.decoder.stats.as_dict(), "errors": dict(self.stats.errors)}
 
     # -- the supervisor -------------------------------------------------------------
@@ -317,9 +399,30 @@ class BleSource(Source):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), delay)
 
+    async def _bind(self, acct: AdapterAccount) -> Any:
+        """Scan for a device passing the filters; bind this source to it (a BLEDevice)."""
+        assert self.scan_filter is not None
+        async with acct.scan_lock:
+            hit = await blescan.find_device(self.scan_filter, self, adapter=self.adapter,
+                                            timeout=self.scan_timeout)
+        if hit is None:
+            raise BleakDeviceNotFoundError(self.label, "no device matching the scan filters")
+        dev, adv = hit
+        self.address = dev.address.upper()
+        if not self._device_given:
+            self.device = self.address.replace(":", "").lower()
+            self.frames = _FrameStream(self)
+        log.info("ble %s: scan filter (%s) matched %s (rssi %s)", self.address,
+                 self.scan_filter.describe(), adv.local_name or dev.name or "unnamed",
+                 adv.rssi)
+        return dev
+
     async def _connect(self, acct: AdapterAccount) -> None:
         self._lost.clear()
-        client = BleakClient(self.address, disconnected_callback=self._on_disconnect,
+        target: Any = self.address
+        if target is None:
+            target = await self._bind(acct)
+        client = BleakClient(target, disconnected_callback=self._on_disconnect,
                              timeout=self.connect_timeout, bluez={"adapter": self.adapter})
         async with acct.lock:
             acct.attempts += 1
@@ -346,13 +449,19 @@ class BleSource(Source):
                     bytes(await client.read_gatt_char(gatt.BODY_SENSOR_LOCATION)))
         subscribed = []
         for uuid, handler in ((VENDOR_DATA, self._on_vendor), (gatt.HEART_RATE_MEASUREMENT,
-                              self._on_hrm), (gatt.PLX_CONTINUOUS, self._on_plx)):
+                              self._on_hrm), (gatt.PLX_CONTINUOUS, self._on_plx),
+                              (gatt.PLX_SPOT_CHECK, self._on_plx_spot),
+                              (gatt.TEMPERATURE_MEASUREMENT, self._on_temperature),
+                              (gatt.BLOOD_PRESSURE_MEASUREMENT, self._on_bp)):
             if uuid in uuids:
                 await client.start_notify(uuid, handler)
                 subscribed.append(uuid)
         if not subscribed:
             raise BleakError("the device offers none of: vitals-edge waveform service, "
-                             "Heart Rate Measurement, PLX Continuous")
+                             "Heart Rate Measurement, PLX Continuous/Spot-Check, Temperature "
+                             "Measurement, Blood Pressure Measurement")
+        self._streaming = bool({VENDOR_DATA, gatt.HEART_RATE_MEASUREMENT,
+                                gatt.PLX_CONTINUOUS} & set(subscribed))
         log.info("ble %s: connected (attempt %d)%s", self.address, self.link.attempts,
                  f", reconnect {self.stats.reconnects}" if self.stats.reconnects else "")
 
@@ -360,11 +469,12 @@ class BleSource(Source):
         kind = classify(exc)
         acct.failures[kind] = acct.failures.get(kind, 0) + 1
         self.stats.count_error(f"connect_{kind}")
-        self._errlog.warning(f"connect_{kind}", 1, "ble %s: %s", self.address,
+        self._errlog.warning(f"connect_{kind}", 1, "ble %s: %s", self.label,
                              FAILURE_HINTS[kind])
         if kind in ("in_progress", "not_ready"):
             acct.busy_streak += 1
-        if failures == self.stale_after and kind not in ("not_found", "not_ready"):
+        if failures == self.stale_after and kind not in ("not_found", "not_ready") \
+                and self.address is not None:
             from edge.ble.bluez import remove_device
 
             with contextlib.suppress(Exception):
@@ -397,7 +507,7 @@ class BleSource(Source):
                 self._errlog.warning("link_lost", 1, "ble %s: link lost; reconnecting",
                                      self.address)
                 return
-            if time.monotonic() - self._last_rx > self.silence_timeout:
+            if self._streaming and time.monotonic() - self._last_rx > self.silence_timeout:
                 self.link.silent_links += 1
                 self.stats.count_error("silent_link")
                 self._errlog.warning("silent_link", 1, "ble %s: no notification in %.1f s while "
@@ -505,6 +615,75 @@ class BleSource(Source):
             self.stats.vitals += 1
             self._push(VitalSample(key, kind, v.value, VITAL_UNITS[kind], now, now, quality))
 
+    def device_time(self, stamp: gatt.DateTime | None, now: float) -> float:
+        """A measurement's own time stamp on the gateway clock, else ``now`` (arrival).
+
+        Date Time (0x2A08) is the device's local wall-clock time with no zone: it is
+        read as the gateway's local time (the cuff or thermometer was set from a phone
+        or this gateway in the same zone) and mapped through ``clock.wall()``.
+        """
+        when = stamp.to_datetime() if stamp is not None else None
+        if when is None:
+            return now
+        return now + (when.timestamp() - self.clock.wall())
+
+    def _vitals(self, what: str, values: list[tuple[VitalKind, float | None]],
+                device_time: float, now: float, quality: float = 1.0) -> None:
+        key = StreamKey(self.device, "vitals")
+        for kind, v in values:
+            if v is None:
+                self.stats.count_error(f"{what}_special_value")
+                continue
+            self.stats.vitals += 1
+            self._push(VitalSample(key, kind, v, VITAL_UNITS[kind], device_time, now, quality))
+
+    def _on_plx_spot(self, _char: Any, data: bytearray) -> None:
+        now = self._rx(data)
+        try:
+            m = gatt.parse_plx_spot_check(bytes(data))
+        except gatt.GattParseError:
+            self._parse_error("plx_spot")
+            return
+        status = m.measurement_status or gatt.PlxMeasurementStatus(0)
+        if status & gatt.PLX_NO_ALERT:
+            self.stats.count_error("plx_not_usable")
+            return
+        t = now if m.clock_not_set else self.device_time(m.timestamp, now)
+        self._vitals("plx_spot", [(VitalKind.SPO2, m.spo2.value),
+                                  (VitalKind.PULSE_RATE, m.pulse_rate.value)], t, now,
+                     0.5 if status & gatt.PLX_LOW_QUALITY else 1.0)
+
+    def _on_temperature(self, _char: Any, data: bytearray) -> None:
+        now = self._rx(data)
+        try:
+            m = gatt.parse_temperature_measurement(bytes(data))
+        except gatt.GattParseError:
+            self._parse_error("temperature")
+            return
+        self._vitals("temperature", [(VitalKind.TEMPERATURE, m.celsius)],
+                     self.device_time(m.timestamp, now), now)
+
+    def _on_bp(self, _char: Any, data: bytearray) -> None:
+        now = self._rx(data)
+        try:
+            m = gatt.parse_blood_pressure_measurement(bytes(data))
+        except gatt.GattParseError:
+            self._parse_error("bp")
+            return
+        st = m.status
+        # a reading taken with movement, a loose cuff or the cuff out of position is shown
+        # but flagged (quality 0.5), as for PLX "questionable"
+        poor = st is not None and (st.body_movement or st.cuff_too_loose
+                                   or st.improper_position)
+        values: list[tuple[VitalKind, float | None]] = [
+            (VitalKind.SYSTOLIC_BP, m.mmhg(m.systolic)),
+            (VitalKind.DIASTOLIC_BP, m.mmhg(m.diastolic)),
+            (VitalKind.MEAN_BP, m.mmhg(m.mean))]
+        if m.pulse_rate is not None:
+            values.append((VitalKind.PULSE_RATE, m.pulse_rate.value))
+        self._vitals("bp", values, self.device_time(m.timestamp, now), now,
+                     0.5 if poor else 1.0)
+
     def _parse_error(self, what: str) -> None:
         self.link.parse_errors += 1
         self.stats.count_error(f"{what}_malformed")
@@ -517,10 +696,20 @@ class BleSource(Source):
 
 
 def build_ble(cfg: SourceConfig, index: int) -> BleSource:
-    if not cfg.address:
-        raise ConfigError(f"sources[{index}]: a ble source needs 'address' (AA:BB:CC:DD:EE:FF)")
-    return BleSource(cfg.address, device=cfg.device, adapter=cfg.adapter or "hci0",
-                     silence_timeout=cfg.silence_timeout_s)
+    try:
+        flt = blescan.ScanFilter.build(cfg.service_uuids, cfg.name_pattern, cfg.address_allow)
+    except ConfigError as exc:
+        raise ConfigError(f"sources[{index}]: {exc}") from exc
+    if not cfg.address and flt.empty:
+        raise ConfigError(f"sources[{index}]: a ble source needs 'address' (AA:BB:CC:DD:EE:FF) "
+                          "or scan filters (service_uuids, name_pattern, address_allow)")
+    try:
+        return BleSource(cfg.address or None, device=cfg.device, adapter=cfg.adapter or "hci0",
+                         silence_timeout=cfg.silence_timeout_s,
+                         scan_filter=None if cfg.address else flt,
+                         scan_timeout=cfg.scan_timeout_s)
+    except SourceError as exc:
+        raise ConfigError(f"sources[{index}]: {exc}") from exc
 
 
 register("ble", build_ble)

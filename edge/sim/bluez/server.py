@@ -23,6 +23,9 @@ lost: supervision timeout), ``refuse_connects`` (the next N ``Connect`` calls
 fail with ``org.bluez.Error.Failed: le-connection-abort-by-local``, as BlueZ
 6.62+ reports it), ``mute`` (connected, but notifications stop: a silent link),
 ``out_of_range`` (not advertising; ``Connect`` fails with ``Page Timeout``).
+Pairing: ``Pair`` on a ``Peripheral(passkey=N)`` calls the registered agent's
+``RequestPasskey`` over the bus (the agent's bus name is noted from the
+RegisterAgent message by a low-level message handler) and checks the answer.
 What it does not reproduce is listed in docs/ble.md.
 """
 
@@ -32,7 +35,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dbus_fast import BusType, DBusError, Variant
+from dbus_fast import BusType, DBusError, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method
 
@@ -87,6 +90,9 @@ class Peripheral:
     mute: bool = False
     out_of_range: bool = False
     requires_pairing: bool = False
+    #: passkey entry (MITM): the 6-digit passkey the device "shows"; pairing asks the
+    #: registered agent (RequestPasskey) and compares
+    passkey: int | None = None
     stats: PeripheralStats = field(default_factory=PeripheralStats)
     on_subscribe: Callable[[str], None] | None = None  # char uuid: notifications enabled
     on_connection: Callable[[bool], None] | None = None
@@ -288,6 +294,10 @@ class Device1(ServiceInterface):
 
     @method()
     async def Connect(self) -> None:  # noqa: N802
+        await self.connect()
+
+    async def connect(self) -> None:
+        """Connect (the method body: dbus-fast's decorated method cannot be awaited here)."""
         p = self.peripheral
         if self.connected:
             return
@@ -326,12 +336,17 @@ class Device1(ServiceInterface):
         await asyncio.sleep(self.bluez.connect_latency)
         if self.paired:
             raise DBusError("org.bluez.Error.AlreadyExists", "Already Exists")
-        if self.peripheral.requires_pairing and self.bluez.agent is None:
+        p = self.peripheral
+        if p.passkey is not None:
+            await self.bluez.passkey_entry(self)
+        elif p.requires_pairing and self.bluez.agent is None:
             raise DBusError("org.bluez.Error.AuthenticationFailed", "Authentication Failed")
+        self.bluez.pairings.append((p.address.upper(), "passkey" if p.passkey is not None
+                                    else "just_works"))
         self.paired = True
         self.emit_properties_changed({"Paired": True, "Bonded": True})
         if not self.connected:
-            await self.Connect()  # type: ignore[misc]
+            await self.connect()
 
     @dbus_property(access=PropertyAccess.READ)
     def Address(self) -> "s":  # noqa: N802,F821
@@ -539,15 +554,27 @@ class AgentManager1(ServiceInterface):
 
     @method()
     def RegisterAgent(self, agent: "o", capability: "s") -> None:  # noqa: N802,F821
+        if capability not in AGENT_CAPABILITIES:
+            raise DBusError("org.bluez.Error.InvalidArguments", "Invalid Arguments")
+        # the caller's unique name was recorded by VirtualBlueZ._note_sender, a low-level
+        # message handler that sees this very message just before this method runs
         self.bluez.agent = (agent, capability)
+        self.bluez.agent_owner = self.bluez._last_register_sender
 
     @method()
     def UnregisterAgent(self, agent: "o") -> None:  # noqa: N802,F821
+        if self.bluez.agent is None or self.bluez.agent[0] != agent:
+            raise DBusError(ERR_DOES_NOT_EXIST, "Does Not Exist")
         self.bluez.agent = None
+        self.bluez.agent_owner = None
 
     @method()
     def RequestDefaultAgent(self, agent: "o") -> None:  # noqa: N802,F821
         pass
+
+
+AGENT_CAPABILITIES = ("DisplayOnly", "DisplayYesNo", "KeyboardOnly", "NoInputNoOutput",
+                      "KeyboardDisplay", "")
 
 
 class VirtualBlueZ:
@@ -564,6 +591,10 @@ class VirtualBlueZ:
         self.advertising_interval = advertising_interval
         self.adapters: list[Adapter1] = []
         self.agent: tuple[str, str] | None = None  # (path, capability) of a registered agent
+        self.agent_owner: str | None = None  # the agent's unique bus name (":1.42")
+        self._last_register_sender: str | None = None
+        self.pairings: list[tuple[str, str]] = []  # (address, method) of successful pairings
+        self.agent_timeout = 30.0  # BlueZ cancels an agent request after about 30 s
         self._bus: MessageBus | None = None
 
     @property
@@ -579,7 +610,47 @@ class VirtualBlueZ:
             self.adapters.append(a)
             self.bus.export(a.path, a)
         self.bus.export("/org/bluez", AgentManager1(self))
+        self.bus.add_message_handler(self._note_sender)
         await self.bus.request_name(BLUEZ)
+
+    def _note_sender(self, msg: Message) -> None:
+        """dbus-fast's service API hides the caller: a message handler (run before the
+        exported interfaces, returning None so the call still reaches them) notes who
+        calls RegisterAgent, as bluetoothd does, so that Pair can call that agent back."""
+        if msg.message_type == MessageType.METHOD_CALL and msg.member == "RegisterAgent" \
+                and msg.interface == "org.bluez.AgentManager1":
+            self._last_register_sender = msg.sender
+
+    async def passkey_entry(self, device: Device1) -> None:
+        """Passkey entry as bluetoothd drives it: the device shows a passkey, the agent
+        (KeyboardOnly/KeyboardDisplay) is asked for it with RequestPasskey, a mismatch
+        fails the pairing with AuthenticationFailed. The agent is called as a D-Bus
+        client: introspect its object, then a proxy call."""
+        if self.agent is None or self.agent_owner is None:
+            raise DBusError("org.bluez.Error.AuthenticationFailed", "Authentication Failed")
+        path, capability = self.agent
+        if capability not in ("KeyboardOnly", "KeyboardDisplay"):
+            # the device needs MITM protection; the agent cannot type: no method fits
+            raise DBusError("org.bluez.Error.AuthenticationFailed", "Authentication Failed")
+        node = await self.bus.introspect(self.agent_owner, path)
+        agent = self.bus.get_proxy_object(self.agent_owner, path, node) \
+            .get_interface("org.bluez.Agent1")
+        try:
+            entered = await asyncio.wait_for(agent.call_request_passkey(device.path),
+                                             self.agent_timeout)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await agent.call_cancel()
+            raise DBusError("org.bluez.Error.AuthenticationTimeout",
+                            "Authentication Timeout") from None
+        except DBusError as exc:
+            if exc.type == "org.bluez.Error.Canceled":
+                raise DBusError("org.bluez.Error.AuthenticationCanceled",
+                                "Authentication Canceled") from None
+            raise DBusError("org.bluez.Error.AuthenticationRejected",
+                            "Authentication Rejected") from None
+        if entered != device.peripheral.passkey:
+            raise DBusError("org.bluez.Error.AuthenticationFailed", "Authentication Failed")
 
     async def stop(self) -> None:
         for a in self.adapters:

@@ -10,14 +10,19 @@
 * :func:`heart_rate_wearable`: Heart Rate Service (0x2A37 with RR intervals,
   body sensor location), Battery, Device Information; RR intervals are
   synthetic (seeded), not from the recording.
-* :func:`oximeter`, :func:`thermometer`, :func:`bp_cuff`: static PLX / HTS / BPS
-  devices for ``edge ble scan`` / ``inspect`` (values from the spec examples).
+* :func:`oximeter`, :func:`thermometer`, :func:`bp_cuff`: PLX / HTS / BPS
+  devices; their readable values are the spec examples (``edge ble inspect``),
+  and :class:`IndicationFirmware` with :func:`temperature_scenario`,
+  :func:`bp_scenario` or :func:`plx_spot_scenario` indicates a seeded series
+  of measurements (device time stamps, and special values that must never
+  become numbers) with the values the gateway must report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,15 +32,22 @@ import numpy as np
 
 import firmware_bridge as fb
 from edge.ble import gatt as g
-from edge.ble.ieee11073 import float_from_value, sfloat_from_value
+from edge.ble.ieee11073 import (
+    Special,
+    encode_float,
+    encode_sfloat,
+    float_from_value,
+    sfloat_from_value,
+)
 from edge.ble.vendor import VENDOR_CONTROL, VENDOR_DATA, VENDOR_SERVICE, chunk
 from edge.sim.bluez.server import Characteristic, Peripheral, Service
 from edge.sim.serial_device import Fault, StreamPlan, VirtualSerialDevice, gap_ranges
 from edge.sources.open import open_replay
-from edge.types import Block
+from edge.types import Block, VitalKind
 
-__all__ = ["VendorStream", "bp_cuff", "gap_ranges", "heart_rate_wearable", "oximeter",
-           "thermometer", "vendor_wearable"]
+__all__ = ["IndicationFirmware", "Measurement", "VendorStream", "bp_cuff", "bp_scenario",
+           "gap_ranges", "heart_rate_wearable", "oximeter", "plx_spot_scenario",
+           "temperature_scenario", "thermometer", "vendor_wearable"]
 
 
 def _dis(model: str, serial: str) -> Service:
@@ -224,14 +236,108 @@ def thermometer(address: str, name: str = "VE-TEMP") -> Peripheral:
         _battery(15), _dis("VE-TEMP", "SIM-0004")], advertised=[g.HEALTH_THERMOMETER_SERVICE])
 
 
-def bp_cuff(address: str, name: str = "VE-BP") -> Peripheral:
+def bp_cuff(address: str, name: str = "VE-BP", *, passkey: int | None = None) -> Peripheral:
     return Peripheral(address, name, [
         Service(g.BLOOD_PRESSURE_SERVICE, [
             Characteristic(g.BLOOD_PRESSURE_MEASUREMENT, ["indicate"],
                            bytes.fromhex("1E870058006800E8070511091F004800010C00")),
             Characteristic(g.BLOOD_PRESSURE_FEATURE, ["read"], b"\x3f\x00")]),
         _battery(100), _dis("VE-BP", "SIM-0005")], advertised=[g.BLOOD_PRESSURE_SERVICE],
-        requires_pairing=True)
+        requires_pairing=True, passkey=passkey)
+
+
+# ------------------------------------------------------------- seeded measurement series
+
+@dataclass(frozen=True)
+class Measurement:
+    """One indication and what the gateway must make of it: ``(kind, value or None)``
+    (None: a special value, no sample) and the device time stamp (None: arrival)."""
+
+    frame: bytes
+    values: tuple[tuple[VitalKind, float | None], ...]
+    stamp: dt.datetime | None
+
+
+def _date_time(t: dt.datetime) -> bytes:
+    return t.year.to_bytes(2, "little") + bytes([t.month, t.day, t.hour, t.minute, t.second])
+
+
+def _stamps(rng: random.Random, n: int) -> list[dt.datetime | None]:
+    base = dt.datetime(2026, 3, 1, 8, 0, 0) + dt.timedelta(minutes=rng.randrange(600))
+    # every third one without a time stamp (the device has no clock set)
+    return [None if i % 3 == 2 else base + dt.timedelta(minutes=15 * i) for i in range(n)]
+
+
+def temperature_scenario(seed: int, n: int = 6) -> list[Measurement]:
+    """Celsius FLOAT with 0.1 resolution, time stamps, type 'armpit'; one NaN, one +INF."""
+    rng = random.Random(seed)
+    out = []
+    for i, stamp in enumerate(_stamps(rng, n)):
+        special = {1: Special.NAN, 4: Special.POS_INF}.get(i)
+        tenths = rng.randint(355, 405)
+        value = encode_float(special=special) if special else encode_float(tenths, -1)
+        flags = 0x04 | (0x02 if stamp else 0)
+        frame = bytes([flags]) + value + (_date_time(stamp) if stamp else b"") + b"\x01"
+        out.append(Measurement(frame, ((VitalKind.TEMPERATURE,
+                                        None if special else tenths / 10),), stamp))
+    return out
+
+
+def bp_scenario(seed: int, n: int = 5) -> list[Measurement]:
+    """mmHg SFLOATs with time stamp, pulse rate, user 1, status; one MAP not computed
+    (NRes), one pulse rate NaN."""
+    rng = random.Random(seed)
+    out = []
+    for i, stamp in enumerate(_stamps(rng, n)):
+        sys_ = rng.randint(100, 170)
+        dia = rng.randint(55, min(100, sys_ - 25))
+        mean = None if i == 2 else dia + round((sys_ - dia) / 3)
+        pr = None if i == 3 else rng.randint(50, 110)
+        flags = 0x04 | 0x08 | 0x10 | (0x02 if stamp else 0)
+        frame = bytes([flags]) + encode_sfloat(sys_) + encode_sfloat(dia) \
+            + (encode_sfloat(special=Special.NRES) if mean is None else encode_sfloat(mean)) \
+            + (_date_time(stamp) if stamp else b"") \
+            + (encode_sfloat(special=Special.NAN) if pr is None else encode_sfloat(pr)) \
+            + b"\x01" + b"\x00\x00"
+        out.append(Measurement(frame, (
+            (VitalKind.SYSTOLIC_BP, float(sys_)), (VitalKind.DIASTOLIC_BP, float(dia)),
+            (VitalKind.MEAN_BP, None if mean is None else float(mean)),
+            (VitalKind.PULSE_RATE, None if pr is None else float(pr))), stamp))
+    return out
+
+
+def plx_spot_scenario(seed: int, n: int = 5) -> list[Measurement]:
+    """SpO2 and pulse rate SFLOATs with time stamps; one SpO2 NRes (no reading)."""
+    rng = random.Random(seed)
+    out = []
+    for i, stamp in enumerate(_stamps(rng, n)):
+        spo2 = None if i == 1 else rng.randint(88, 100)
+        pr = rng.randint(50, 120)
+        frame = bytes([0x01 if stamp else 0]) \
+            + (encode_sfloat(special=Special.NRES) if spo2 is None else encode_sfloat(spo2)) \
+            + encode_sfloat(pr) + (_date_time(stamp) if stamp else b"")
+        out.append(Measurement(frame, ((VitalKind.SPO2, None if spo2 is None else float(spo2)),
+                                       (VitalKind.PULSE_RATE, float(pr))), stamp))
+    return out
+
+
+@dataclass
+class IndicationFirmware:
+    """Indicates ``series`` on ``char`` one by one while the gateway listens; a measurement
+    that could not go out (no link, not subscribed) is kept and sent after the next
+    connection, as health devices store unsent measurements."""
+
+    peripheral: Peripheral
+    char: str
+    series: list[Measurement]
+    period: float = 0.05
+    sent: int = 0
+
+    async def run(self) -> None:
+        while self.sent < len(self.series):
+            await asyncio.sleep(self.period)
+            if self.peripheral.notify(self.char, self.series[self.sent].frame):
+                self.sent += 1
 
 
 async def run_forever(*coros) -> None:  # type: ignore[no-untyped-def]
