@@ -188,6 +188,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self._streams: dict[StreamKey, _Stream] = {}
         self._pumps: list[asyncio.Task[None]] = []
+        self._sources: list[Source] = []
         self._stop_requested = False
         self._queue: asyncio.Queue[Any] | None = None
         self.on_block: Callable[[Block], None] | None = None  # progress hook
@@ -200,6 +201,7 @@ class Pipeline:
         self._queue = queue
         try:
             async with asyncio.TaskGroup() as tg:
+                self._sources = list(sources)
                 self._pumps = [tg.create_task(self._pump(src, queue), name=f"source:{src.name}")
                                for src in sources]
                 tg.create_task(self._consume(queue, len(sources)), name="pipeline")
@@ -216,11 +218,21 @@ class Pipeline:
     def queue_depth(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
-    def request_stop(self) -> None:
-        """Stop reading sources; what was received is still processed and flushed."""
+    def request_stop(self, grace_s: float = 5.0) -> None:
+        """Stop reading sources; what was received is still processed and flushed.
+
+        A source with a ``stop()`` method (serial, BLE) is asked to end its
+        iteration after yielding what it already received; one that has not
+        ended within ``grace_s``, or has no ``stop()``, is cancelled.
+        """
         self._stop_requested = True
-        for task in self._pumps:
-            task.cancel()
+        for src, task in zip(self._sources, self._pumps, strict=True):
+            stop = getattr(src, "stop", None)
+            if callable(stop):
+                stop()
+                asyncio.get_running_loop().call_later(grace_s, task.cancel)
+            else:
+                task.cancel()
 
     async def _pump(self, src: Source, queue: asyncio.Queue[Any]) -> None:
         hard_cancel = False

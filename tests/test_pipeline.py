@@ -214,3 +214,34 @@ def test_a_requested_stop_processes_everything_received_and_flushes():
     assert 0 < stats.blocks < 100_000
     assert len(procs[0].seen) == stats.blocks  # every received block was processed
     assert Flushing.flushed and sink.closed and src.closed
+
+
+def test_a_requested_stop_processes_every_sample_a_serial_source_received(tmp_path):
+    """SIGTERM path with a live link: the serial source ends after yielding its buffer."""
+    from edge.sim.serial_device import VirtualSerialDevice
+    from edge.sources.serial import SerialSource
+
+    trace = tmp_path / "t.vetrace"
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from serial_helpers import write_trace
+
+    write_trace(trace, seconds=1800.0)
+
+    async def scenario():
+        dev = VirtualSerialDevice(trace, speed=None)  # as fast as the link takes it
+        dev_task = asyncio.create_task(dev.run())
+        await asyncio.wait_for(dev.ready.wait(), 5)
+        src = SerialSource(dev.port(), reconnect=False)
+        pipe, procs, _ = make()
+        run = asyncio.create_task(pipe.run(src))
+        await asyncio.sleep(0.3)
+        pipe.request_stop()
+        stats = await asyncio.wait_for(run, 20)
+        dev_task.cancel()
+        return stats, src
+
+    stats, src = asyncio.run(scenario())
+    assert 0 < stats.samples < 1800 * 250
+    assert stats.samples == src.stats.samples  # nothing received was thrown away
