@@ -85,7 +85,7 @@ def test_record_needs_exactly_one_source(tmp_path, monkeypatch):
     both = runner.invoke(cli, ["record", "x.vetrace", "--from", "a", "--serial", "b"])
     none = runner.invoke(cli, ["record", "x.vetrace"])
     assert both.exit_code != 0 and none.exit_code != 0
-    assert "exactly one of --from PATH or --serial PORT" in both.output + none.output
+    assert "exactly one of --from PATH, --serial PORT or --ble ADDRESS" in both.output + none.output
 
 
 def test_record_from_a_missing_port_is_one_clear_error(tmp_path, monkeypatch):
