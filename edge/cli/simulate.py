@@ -135,6 +135,9 @@ def ble(trace: str, speed: float, mtu: int, disconnect_every: float | None,
                     IndicationFirmware(ox, gatt.PLX_SPOT_CHECK, plx_spot_scenario(seed),
                                        period=2.0)]
         async with VirtualBlueZ(address, devices):
+            # only now does org.bluez exist on the bus: tell the user where to connect
+            click.echo(f"export DBUS_SYSTEM_BUS_ADDRESS={address}")
+            sys.stdout.flush()
             tasks = [asyncio.create_task(fw.run()), asyncio.create_task(hfw.run())]
             tasks += [asyncio.create_task(e.run()) for e in episodic]
 
@@ -155,8 +158,6 @@ def ble(trace: str, speed: float, mtu: int, disconnect_every: float | None,
                 "lost_ranges": fw.lost_ranges()}
 
     with PrivateBus() as bus:
-        click.echo(f"export DBUS_SYSTEM_BUS_ADDRESS={bus.address}")
-        sys.stdout.flush()
         try:
             out = run_async(go(bus.address))
         except KeyboardInterrupt:
