@@ -667,6 +667,12 @@ class EcgQualityConfig:
         "per record): 0.5 keeps 99.3 % of normal records and flags 47 % of noisy ones; the "
         "Youden point 0.7 (Se 83 %, Sp 94 %) would suppress alarms on 6 % of clean ECG.",
         _BEHAR + " (SQI-gated false-alarm reduction)")
+    gate_min_usable_fraction: float = setting(
+        0.5, "An ECG-derived alarm (tachycardia, AF, ventricular run...) whose episode lies "
+        "mostly on unusable signal (less than this fraction of its seconds usable) is "
+        "downgraded to info priority, with the reason in its details: kept and synced, but "
+        "not an alarm. Noise makes false beats, and false beats make false rhythms.",
+        _BEHAR + " (SQI-gated false-alarm reduction); IEC 60601-1-8 (alarm priorities)")
 
 
 @dataclass(frozen=True)

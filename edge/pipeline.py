@@ -170,6 +170,10 @@ class _Stream:
         self.processors = list(processors)
         self.windower = windower
         self.expected: int | None = None
+        # processors that may revise every episode of the stream before anyone sees it
+        # (signal-quality gating): applied once, where the episode is emitted
+        self.gates: list[Callable[[Episode], Episode]] = [
+            p.gate_episode for p in self.processors if callable(getattr(p, "gate_episode", None))]
 
 
 class Pipeline:
@@ -335,6 +339,9 @@ class Pipeline:
 
     async def _route(self, stream: _Stream, item: Item, first: int) -> None:
         """Offer ``item`` to processors from position ``first`` on, then to the sinks."""
+        if isinstance(item, Episode):
+            for gate in stream.gates:
+                item = gate(item)
         if not isinstance(item, Window):
             name = type(item).__name__
             self.stats.outputs[name] = self.stats.outputs.get(name, 0) + 1

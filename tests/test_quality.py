@@ -60,3 +60,39 @@ def test_sqi_falls_with_the_nstdb_noise_level(data_dir):
                               for i in range(0, x.size - 3600 + 1, 1800)]))
     assert means[0] > means[1] > means[2]  # measured 0.94, 0.74, 0.64
     assert means[0] > 0.9
+
+
+def test_an_alarm_on_unusable_ecg_is_downgraded_to_info_and_stays_so():
+    from edge.clock import VirtualClock
+    from edge.config import EcgQualityConfig
+    from edge.detect.quality import EcgQualityProcessor
+    from edge.pipeline import StreamContext
+    from edge.types import Episode, Priority, StreamKey
+
+    ctx = StreamContext(StreamKey("d", "ecg"), 250.0, VirtualClock())
+    q = EcgQualityProcessor(ctx, EcgQualityConfig())
+    q.timeline.add(0, 2500, 0.9)      # 0-10 s clean
+    q.timeline.add(2500, 7500, 0.1)   # 10-30 s noise
+    ep = Episode(kind="tachycardia", key=ctx.key, onset=0.0, offset=1.0, onset_index=2500,
+                 offset_index=7000, priority=Priority.WARNING, detector="t",
+                 detector_version="1", status="ongoing")
+    gated = q.gate_episode(ep)
+    assert gated.priority is Priority.INFO
+    assert gated.details["downgraded_from"] == "warning"
+    # the ended revision reaches into clean signal: the downgrade is kept (one story per id)
+    from dataclasses import replace
+    ended = q.gate_episode(replace(ep, status="ended", onset_index=0))
+    assert ended.priority is Priority.INFO
+    clean = replace(ep, id="other", onset_index=0, offset_index=2400)
+    assert q.gate_episode(clean).priority is Priority.WARNING
+
+
+def test_noise_stress_record_raises_no_tachycardia_or_af_alarm(data_dir):
+    """NSTDB 118e00 (0 dB electrode-motion noise): rhythm alarms become info, not warnings."""
+    from edge.config import EdgeConfig
+    from edge.evaluate.alarms import false_alarms
+
+    res = false_alarms([data_dir / "nstdb-118e-csv" / "118e00.csv"], EdgeConfig(),
+                       csv_fs=360.0, quality_gate=False)
+    kinds = res["records"][0]["by_kind"]
+    assert "tachycardia" not in kinds and "atrial_fibrillation" not in kinds

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import signal, stats
 
 from edge.config import EcgQualityConfig
 from edge.pipeline import Item, Output, StreamContext
-from edge.types import Gap
+from edge.types import Episode, Gap, Priority
 from edge.windowing import Window
 
 
@@ -175,6 +175,7 @@ class EcgQualityProcessor:
         self._buf = np.zeros(0)
         self._buf_start = 0
         self.latest: EcgQuality | None = None
+        self._downgraded: dict[str, str] = {}  # episode id -> priority before the downgrade
 
     def accepts(self, item: Item) -> bool:
         return isinstance(item, Window | Gap)
@@ -200,3 +201,32 @@ class EcgQualityProcessor:
 
     def flush(self) -> Iterable[Output]:
         return []
+
+    def gate_episode(self, episode: Episode) -> Episode:
+        """Downgrade an alarm that lies mostly on unusable signal to info priority.
+
+        Called by the pipeline for every episode of this stream before it is
+        stored or passed on (see ``Pipeline``: processors offering
+        ``gate_episode``). A downgrade is sticky across an episode's revisions.
+        """
+        if episode.priority is Priority.INFO and episode.id not in self._downgraded:
+            return episode
+        fraction = self.usable_fraction(episode.onset_index, episode.offset_index)
+        prior = self._downgraded.get(episode.id)
+        if prior is None and (fraction is None
+                              or fraction >= self.config.gate_min_usable_fraction):
+            return episode
+        original = prior or episode.priority.value
+        self._downgraded[episode.id] = original
+        return replace(episode, priority=Priority.INFO, details={
+            **episode.details, "downgraded_from": original,
+            "usable_signal_fraction": None if fraction is None else round(fraction, 2)})
+
+    def usable_fraction(self, start: int, end: int) -> float | None:
+        """Fraction of one-second probes in [start, end] whose window is usable (None: unknown)."""
+        step = max(1, int(self.ctx.fs))
+        probes = [self.timeline.quality_at(i) for i in range(start, max(start, end) + 1, step)]
+        known = [q for q in probes if q is not None]
+        if not known:
+            return None
+        return sum(q >= self.timeline.threshold for q in known) / len(known)
