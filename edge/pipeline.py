@@ -173,7 +173,8 @@ class _Stream:
         # processors that may revise every episode of the stream before anyone sees it
         # (signal-quality gating): applied once, where the episode is emitted
         self.gates: list[Callable[[Episode], Episode]] = [
-            p.gate_episode for p in self.processors if callable(getattr(p, "gate_episode", None))]
+            gate for p in self.processors
+            if callable(gate := getattr(p, "gate_episode", None))]
 
 
 class Pipeline:
