@@ -74,6 +74,10 @@ def build(data: Path) -> str:
     add("false alarms", "European ST-T excerpts (CSV, 250 Hz)", len(edb),
         false_alarms(edb, cfg, csv_fs=250.0),
         "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
+    nst = [str(data / "nstdb-118e-csv" / f"118e{snr}.csv") for snr in ("24", "12", "06", "00")]
+    add("false alarms (noise)", "NSTDB 118e24/12/06/00 (SNR 24 to 0 dB)", len(nst),
+        false_alarms(nst, cfg, csv_fs=360.0),
+        "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
     head = ["| task | recordings | n | result |", "|---|---|---|---|"]
     stamp = time.strftime("%Y-%m-%d")
     note = (f"Generated {stamp} by `python tools/results_table.py --write-readme` "
