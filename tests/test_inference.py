@@ -50,14 +50,53 @@ def test_shipped_model_loads_and_runs(name, fmt, precision):
     assert np.allclose(p.sum(axis=1), 1.0, atol=0.05)
 
 
+@pytest.fixture(scope="module")
+def held_out_features(data_dir):
+    """Model inputs computed from real held-out recordings, as the pipeline computes them.
+
+    CPSC 2021 subject 101 is held out from every model's training (see the model
+    cards). The first 5 minutes of MIT-BIH 208 add ventricular beats to the beat
+    model's set, so that its V decisions are part of the comparison. Beats come
+    from our own QRS detector, as at run time.
+    """
+    from edge.dsp.qrs import ecg_peaks
+    from edge.inference import features as F
+    from edge.trace.recordings import load_wfdb
+
+    beats, rr, quality = [], [], []
+    records = [(data_dir / "cpsc2021" / r, None) for r in ("data_101_6", "data_101_8", "data_101_9")]
+    records.append((data_dir / "mitdb" / "208", 300.0))
+    for path, seconds in records:
+        rec = load_wfdb(path)
+        sig = rec.signal[:, 0].astype(np.float64)
+        if seconds is not None:
+            sig = sig[: int(seconds * rec.fs)]
+        det = ecg_peaks(sig, rec.fs)
+        rows, ok = F.beat_feature_rows(sig, rec.fs, det)
+        beats.append(rows[ok])
+        if seconds is not None:
+            # AF and quality: the held-out set their model cards report. (On 208's
+            # saturated stretches the quality model's two int8 files disagree on 5
+            # of 59 windows: a limit stated in its model card.)
+            continue
+        windows, _ = F.rr_windows(det, rec.fs, 8)
+        rr.append(F.af_features(windows))
+        n = int(F.QUALITY_WINDOW_S * rec.fs)
+        quality += [F.quality_features(sig[i:i + n], rec.fs) for i in range(0, len(sig) - n, n)]
+    return {"beat_nsv": np.concatenate(beats), "af_rr": np.concatenate(rr),
+            "ecg_quality": np.asarray(quality, dtype=np.float32)}
+
+
 @pytest.mark.skipif(not HAVE_LITERT, reason="no TFLite runtime on this platform")
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_onnx_and_tflite_agree_on_decisions(name, precision):
+def test_onnx_and_tflite_agree_on_decisions_on_held_out_records(name, precision,
+                                                                held_out_features):
     # Tolerance documented in the model cards: >= 98 % identical decisions.
     onnx = load_model(MODELS / name, backend="onnx", precision=precision)
     tfl = load_model(MODELS / name, backend="tflite", precision=precision)
-    x = sample_inputs(onnx, 500, seed=1)
+    x = held_out_features[name]
+    assert len(x) >= 80
     a, b = onnx.run(x), tfl.run(x)
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.98
     if precision == "fp32":
@@ -65,11 +104,19 @@ def test_onnx_and_tflite_agree_on_decisions(name, precision):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_int8_agrees_with_fp32(name):
+def test_int8_agrees_with_fp32_on_held_out_records(name, held_out_features):
+    # Tolerance documented in the model cards: >= 95 % identical decisions.
     f32 = load_model(MODELS / name, precision="fp32")
     i8 = load_model(MODELS / name, precision="int8")
-    x = sample_inputs(f32, 500, seed=2)
+    x = held_out_features[name]
     assert np.mean(f32.run(x).argmax(1) == i8.run(x).argmax(1)) >= 0.95
+
+
+def test_the_beat_model_makes_every_class_decision_on_real_beats(held_out_features):
+    # the agreement above would be empty if the model only ever answered N
+    decisions = load_model(MODELS / "beat_nsv", precision="int8").run(
+        held_out_features["beat_nsv"]).argmax(1)
+    assert np.bincount(decisions, minlength=3)[[0, 2]].min() >= 50
 
 
 def test_file_with_wrong_sha256_is_refused(tmp_path):
