@@ -64,7 +64,8 @@ def held_out_features(data_dir):
     from edge.trace.recordings import load_wfdb
 
     beats, rr, quality = [], [], []
-    records = [(data_dir / "cpsc2021" / r, None) for r in ("data_101_6", "data_101_8", "data_101_9")]
+    records = [(data_dir / "cpsc2021" / r, None)
+               for r in ("data_101_6", "data_101_8", "data_101_9")]
     records.append((data_dir / "mitdb" / "208", 300.0))
     for path, seconds in records:
         rec = load_wfdb(path)
