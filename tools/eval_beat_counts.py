@@ -1,0 +1,91 @@
+"""Beat and V-beat counts on the unannotated MIT-BIH records, against the published totals.
+
+Usage::
+
+    python tools/eval_beat_counts.py [--data DIR] [--json]
+
+``../shared/data/mitdb-signal-only`` holds nine MIT-BIH Arrhythmia Database
+records without their annotation files. Their per-record beat totals are
+published in the database's directory (Moody & Mark, *MIT-BIH Arrhythmia
+Database Directory*, table of beats by type), so the pipeline's beat count and
+V-beat count can be compared with them. This is a weak check, not an
+evaluation: a count can match while individual beats are wrong, so it bounds
+sensitivity (detected V <= Se * reference V + false V) but gives neither Se
+nor +P. It is the only view this repository has of the beat classifier on
+patients that no model has seen; 104 is a paced record (out of scope).
+
+Every beat goes through the live pipeline (replay, default configuration,
+shipped models), as in ``edge evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.config import EdgeConfig  # noqa: E402
+from edge.detect.models import ModelSet  # noqa: E402
+from edge.evaluate.af import replay_with_models  # noqa: E402
+from edge.trace.recordings import load_wfdb  # noqa: E402
+
+#: MIT-BIH Arrhythmia Database Directory: all beats, and V-class beats (V + E),
+#: per record. 104 is paced.
+PUBLISHED = {
+    "104": {"beats": 2229, "v": 2, "note": "paced"},
+    "106": {"beats": 2027, "v": 520, "note": "multiform PVCs, bigeminy"},
+    "108": {"beats": 1763, "v": 17, "note": "large P waves, noise, first-degree block"},
+    "113": {"beats": 1795, "v": 0, "note": "sinus arrhythmia"},
+    "121": {"beats": 1863, "v": 1, "note": "sinus"},
+    "202": {"beats": 2136, "v": 19, "note": "atrial flutter and AF episodes"},
+    "223": {"beats": 2605, "v": 489, "note": "multiform PVCs, VT runs"},
+    "231": {"beats": 1571, "v": 2, "note": "RBBB, 2:1 AV block"},
+    "232": {"beats": 1780, "v": 0, "note": "RBBB, 1382 APCs, long pauses"},
+}
+
+
+def data_root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("EDGE_DATA_DIR") or ROOT.parent / "shared" / "data")
+
+
+def count(path: Path, config: EdgeConfig, models: ModelSet) -> dict[str, int]:
+    rec = load_wfdb(path)
+    beats, _ = asyncio.run(replay_with_models(rec, config, models))
+    labels: dict[str, int] = {}
+    for b in beats:
+        labels[b.label] = labels.get(b.label, 0) + 1
+    return {"beats": len(beats), "v": labels.get("V", 0), "labels": labels}  # type: ignore[dict-item]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", help="data folder (default $EDGE_DATA_DIR or ../shared/data)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    root = data_root(args.data) / "mitdb-signal-only"
+    config = EdgeConfig()
+    models = ModelSet.from_config(config)
+    rows = []
+    for name, ref in PUBLISHED.items():
+        got = count(root / name, config, models)
+        rows.append({"record": name, "beats": got["beats"], "beats_published": ref["beats"],
+                     "v": got["v"], "v_published": ref["v"], "labels": got["labels"],
+                     "note": ref["note"]})
+    if args.json:
+        print(json.dumps({"records": rows}, indent=2))
+        return
+    print("| record | beats (published) | V beats (published) | note |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['record']} | {r['beats']} ({r['beats_published']}) | {r['v']} "
+              f"({r['v_published']}) | {r['note']} |")
+
+
+if __name__ == "__main__":
+    main()
