@@ -521,6 +521,33 @@ class BeatClassifierConfig:
         "Beats ready in the same signal window are classified in one call (batching "
         "amortises the per-call overhead, measured by `edge model bench`).",
     )
+    normal_match_corr: float = setting(
+        0.95,
+        "A beat the model labels V is relabelled N when its QRS (+/- 150 ms) correlates with "
+        "the template of the patient's recent N beats at this value or more (and has about "
+        "the same amplitude): a ventricular beat has a QRS unlike the conducted beats. On the "
+        "unannotated MIT-BIH records it removed 203 of 212 V labels on 202 (AF, published "
+        "19 V); on the annotated records it lost no reference V beat and removed 3 false "
+        "ones (docs/detection-changes.md). "
+        "Above 1 turns the check off.",
+        "Hamilton P, Open Source ECG Analysis, Computers in Cardiology 2002;29:101-104 "
+        "(template matching to the dominant normal beat); Moody GB, Mark RG, Computers in "
+        "Cardiology 1982:39-44",
+    )
+    normal_match_amplitude_ratio: float = setting(
+        1.25,
+        "The QRS amplitude must lie within this ratio of the normal template's, either way, "
+        "for the match above: a beat of the same shape but much larger or smaller is not "
+        "taken for a normal one.",
+        "engineering choice (same rule family as normal_match_corr)",
+    )
+    normal_template_beats: int = setting(
+        16,
+        "The normal template is the sample-wise median of the last this many beats labelled "
+        "N: about 15 s, long enough to ignore a single odd beat, short enough to follow "
+        "slow changes of the QRS (posture, electrode drift).",
+        "engineering choice; the beat model's own template uses the same length",
+    )
 
 
 # -- vital signs, NEWS2, baselines, signal quality, per-patient overrides ------------------

@@ -7,7 +7,9 @@
   model's name and version, ``confidence`` its mean probability.
 * :class:`BeatClassifier` keeps a short ring buffer of the ECG samples and
   labels each beat N / S / V (``Beat.label``, ``Beat.confidence``) with the
-  beat model once the signal after the beat has arrived (<= 1.2 s).
+  beat model once the signal after the beat has arrived (<= 1.2 s); a V label
+  on a beat whose QRS matches the patient's recent N beats is overruled
+  (:mod:`edge.detect.beat_morphology`).
 * :class:`ClassifiedQrs` chains the QRS detector and the beat classifier in
   one pipeline step. The pipeline forwards an item to every later processor
   and to the sinks, so a separate classifier step would make every beat
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import AfConfig, BeatClassifierConfig, EdgeConfig
+from edge.detect.beat_morphology import NormalBeatTemplate
 from edge.detect.ecg import QrsProcessor
 from edge.errors import ModelError
 from edge.inference import ModelHandle, default_models_dir
@@ -203,7 +206,8 @@ class BeatClassifier:
         self.handle = handle
         self.config = config
         self.name: str = model.name
-        self.version: str = model.version
+        # the model's version and the version of the label rules applied after it
+        self.version: str = f"{model.version}+{NormalBeatTemplate.version}"
         fs = ctx.fs
         self._keep = int((F.SEG_PRE_S + F.POST_RR_CAP_S + 4.0) * fs)
         self._buf = np.zeros(0, dtype=np.float64)
@@ -211,7 +215,10 @@ class BeatClassifier:
         self._pending: deque[Beat] = deque()
         self._prev: int | None = None
         self._ext = F.BeatFeatureExtractor()
+        self._normal = NormalBeatTemplate(config)
         self.classified = 0
+        #: V labels overruled because the beat matched the patient's normal beats
+        self.relabelled_normal = 0
 
     def accepts(self, item: Item) -> bool:
         return isinstance(item, Window | Beat | Gap)
@@ -270,22 +277,30 @@ class BeatClassifier:
             todo.append((b, pre, post))
         if not todo:
             return []
-        rows, which = [], []
+        rows, which, waves = [], [], []
         out: list[Beat] = [b for b, _, _ in todo]
         for k, (b, pre, post) in enumerate(todo):
             lo, hi = F.beat_segment_bounds(b.index, fs)
             if lo < self._buf_start or hi > self._buf_end:
                 continue  # not enough signal around it: stays Q, template untouched
             seg = self._buf[lo - self._buf_start:hi - self._buf_start]
-            rows.append(self._ext.features(F.beat_waveform(seg, fs), pre, post))
+            wave = F.beat_waveform(seg, fs)
+            rows.append(self._ext.features(wave, pre, post))
             which.append(k)
+            waves.append(wave)
         if rows:
             probs = self._run(np.stack(rows))
             classes = self.handle.model.classes
-            for k, p in zip(which, probs, strict=True):
+            for k, p, wave in zip(which, probs, waves, strict=True):
                 j = int(np.argmax(p))
                 conf = float(p[j])
                 label = classes[j] if conf >= self.config.min_confidence else "Q"
+                if label == "V" and (r := self._normal.match(wave)) is not None:
+                    # QRS like the patient's conducted beats: not ventricular.
+                    # The confidence is then the match's correlation.
+                    label, conf = "N", r
+                    self.relabelled_normal += 1
+                self._normal.add(wave, label)
                 out[k] = replace(out[k], label=label, confidence=round(conf, 3))
             self.classified += len(rows)
         return list(out)
@@ -301,6 +316,7 @@ class BeatClassifier:
         self._buf = np.zeros(0)
         self._prev = None
         self._ext.reset()
+        self._normal.reset()
         return out
 
 
