@@ -202,9 +202,15 @@ class Daemon:
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     if ops.metrics_port >= 0:
-                        server = await stack.enter_async_context(
-                            MetricsServer(registry, ops.metrics_host, ops.metrics_port))
-                        self.metrics_port = server.port
+                        try:
+                            server = await stack.enter_async_context(
+                                MetricsServer(registry, ops.metrics_host, ops.metrics_port))
+                            self.metrics_port = server.port
+                        except OSError as exc:
+                            # metrics are for the operator; monitoring the patient goes on
+                            log.error("metrics endpoint off: cannot listen on %s:%d (%s); "
+                                      "monitoring continues", ops.metrics_host,
+                                      ops.metrics_port, exc.strerror or exc)
                     async with asyncio.TaskGroup() as tg:
                         supervisor = tg.create_task(self._supervise(), name="supervisor")
                         syncer = (tg.create_task(self._sync(outbox), name="sync")

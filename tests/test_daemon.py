@@ -43,6 +43,7 @@ def _wait_for(proc, text: str, timeout: float = 60.0) -> list[str]:
 
 def test_sigterm_drains_the_pipeline_and_exits_cleanly(tmp_path, data_dir):
     cfg = _config(tmp_path, data_dir)
+    cfg.write_text(cfg.read_text() + "[ops]\nmetrics_port = 0\n")
     proc = subprocess.Popen([sys.executable, "-m", "edge", "-v", "run", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     early = _wait_for(proc, "monitoring")
@@ -56,6 +57,30 @@ def test_sigterm_drains_the_pipeline_and_exits_cleanly(tmp_path, data_dir):
     assert "stop requested" in err
     outbox = tmp_path / "outbox.sqlite3"
     assert stat.S_IMODE(os.stat(outbox).st_mode) == 0o600
+
+
+def test_a_busy_metrics_port_is_one_line_and_monitoring_goes_on(tmp_path, data_dir):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = _config(tmp_path, data_dir)
+        cfg.write_text(cfg.read_text() + f"[ops]\nmetrics_port = {port}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            early = _wait_for(proc, "monitoring")
+            assert proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+    log = "".join(early) + err
+    assert proc.returncode == 0, log
+    off = [line for line in log.splitlines() if "metrics endpoint off" in line]
+    assert len(off) == 1 and str(port) in off[0]
+    assert "Traceback" not in log
 
 
 def test_a_config_without_sources_is_refused_with_one_line(tmp_path):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edge.cli.common import config_option
 from edge.cli.common import run_async as _run_async
+
+if TYPE_CHECKING:
+    from edge.config import SourceConfig
 
 
 def run_async(coro):  # type: ignore[no-untyped-def]
@@ -45,9 +48,11 @@ def scan(timeout: float, services: tuple[str, ...], name_pattern: str | None,
     from edge.ble.vendor import VENDOR_SERVICE
 
     async def go() -> list[dict[str, Any]]:
-        found = await BleakScanner.discover(
-            timeout=timeout, return_adv=True,
-            service_uuids=[normalize_uuid(u) for u in services] or None)
+        # service_uuids only when filtering: bleak's default (None) is "no filter"
+        extra: BleakScanner.ExtraArgs = {}
+        if services:
+            extra["service_uuids"] = [normalize_uuid(u) for u in services]
+        found = await BleakScanner.discover(timeout=timeout, return_adv=True, **extra)
         rows = []
         for addr, (dev, adv) in found.items():
             name = dev.name or ""
@@ -102,8 +107,9 @@ def inspect(address: str, timeout: float, as_json: bool) -> None:
         out = []
         async with BleakClient(address, timeout=timeout) as client:
             for s in client.services:
-                svc = {"uuid": s.uuid, "name": gatt.SERVICE_NAMES.get(s.uuid, s.description),
-                       "characteristics": []}
+                svc: dict[str, Any] = {
+                    "uuid": s.uuid, "name": gatt.SERVICE_NAMES.get(s.uuid, s.description),
+                    "characteristics": []}
                 for c in s.characteristics:
                     entry: dict[str, Any] = {"uuid": c.uuid, "properties": c.properties,
                                              "name": gatt.DECODERS.get(c.uuid, (c.description,))[0]}
@@ -164,7 +170,7 @@ def pair(address: str, passkey: int | None, passkey_file: str | None, capability
     click.echo(f"{res.address}: paired, bonded and trusted ({res.capability})")
 
 
-def _source_for(config_path: str | None, address: str):  # type: ignore[no-untyped-def]
+def _source_for(config_path: str | None, address: str) -> SourceConfig | None:
     """The config's ble source for ``address`` (or its only ble source), for pairing defaults."""
     from edge.cli.common import get_config
 
@@ -173,7 +179,9 @@ def _source_for(config_path: str | None, address: str):  # type: ignore[no-untyp
     ble = [s for s in get_config(config_path).sources if s.type == "ble"]
     exact = [s for s in ble if s.address.upper() == address.upper()
              or address.upper() in (a.upper() for a in s.address_allow)]
-    return (exact or (ble if len(ble) == 1 else [None]))[0]
+    if exact:
+        return exact[0]
+    return ble[0] if len(ble) == 1 else None
 
 
 @ble_group.command("bonded")

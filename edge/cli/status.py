@@ -38,15 +38,19 @@ def status(url: str, as_json: bool) -> None:
         return sum(v for _, v in m.get(name, []))
 
     sources = {lab.get("source", "?"): v for lab, v in m.get("edge_source_samples_total", [])}
-    summary = {
-        "sources": {name: {"samples": int(v)} for name, v in sources.items()},
-        "source_errors": {f"{lab['source']}:{lab['kind']}": int(v)
-                          for lab, v in m.get("edge_source_errors_total", [])},
+    source_samples: dict[str, dict[str, int]] = {
+        name: {"samples": int(v)} for name, v in sources.items()}
+    source_errors: dict[str, int] = {f"{lab['source']}:{lab['kind']}": int(v)
+                                     for lab, v in m.get("edge_source_errors_total", [])}
+    episodes: dict[str, int] = {f"{lab['kind']}/{lab['priority']}": int(v)
+                                for lab, v in m.get("edge_episodes_total", [])}
+    summary: dict[str, object] = {
+        "sources": source_samples,
+        "source_errors": source_errors,
         "reconnects": int(total("edge_source_reconnects_total")),
         "gaps": int(total("edge_pipeline_gaps_total")),
         "queue_depth": int(total("edge_pipeline_queue_depth")),
-        "episodes": {f"{lab['kind']}/{lab['priority']}": int(v)
-                     for lab, v in m.get("edge_episodes_total", [])},
+        "episodes": episodes,
         "processor_errors": int(total("edge_processor_errors_total")),
         "outbox_pending": int(total("edge_outbox_pending")),
     }
@@ -54,13 +58,13 @@ def status(url: str, as_json: bool) -> None:
         print_json(summary)
         return
     click.echo(f"sources: {len(sources)}")
-    for name, v in summary["sources"].items():
+    for name, v in source_samples.items():
         click.echo(f"  {name}: {v['samples']} samples")
     click.echo(f"gaps: {summary['gaps']}  reconnects: {summary['reconnects']}  "
                f"queue: {summary['queue_depth']}  processor errors: "
                f"{summary['processor_errors']}")
-    for key, n in summary["source_errors"].items():
+    for key, n in source_errors.items():
         click.echo(f"  error {key}: {n}")
-    eps = ", ".join(f"{k} {n}" for k, n in summary["episodes"].items()) or "none"
+    eps = ", ".join(f"{k} {n}" for k, n in episodes.items()) or "none"
     click.echo(f"episodes: {eps}")
     click.echo(f"outbox: {summary['outbox_pending']} awaiting sync")

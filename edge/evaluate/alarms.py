@@ -83,7 +83,8 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
         if plot_dir is not None and rec is not None:
             from edge.evaluate.plots import plot_events
 
-            plot_events(rec.signal[:, 0], rec.fs, list(beats) + alarms, None,
+            events: list[int | Episode] = [*beats, *alarms]
+            plot_events(rec.signal[:, 0], rec.fs, events, None,
                         Path(plot_dir) / f"{Path(p).stem}.png",
                         f"{Path(p).name}: detected beats and alarms (first 60 s)",
                         max_seconds=60.0)

@@ -15,7 +15,7 @@ import numpy as np
 Event = int | float | tuple[float, float] | Any  # a sample index, a span, or an Episode
 
 
-def _spans_and_points(events: Sequence[Event] | None, fs: float,
+def _spans_and_points(events: Sequence[Event] | np.ndarray | None, fs: float,
                       ) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     spans: list[tuple[float, float, str]] = []
     points: list[float] = []
@@ -31,8 +31,9 @@ def _spans_and_points(events: Sequence[Event] | None, fs: float,
     return spans, np.asarray(points)
 
 
-def plot_events(signal: np.ndarray, fs: float, detected_events: Sequence[Event] | None,
-                reference_events: Sequence[Event] | None, out_png: str | Path,
+def plot_events(signal: np.ndarray, fs: float,
+                detected_events: Sequence[Event] | np.ndarray | None,
+                reference_events: Sequence[Event] | np.ndarray | None, out_png: str | Path,
                 title: str = "", max_seconds: float | None = None) -> Path:
     """Plot ``signal`` with detected (red, above) and reference (green, below) events.
 

@@ -186,6 +186,12 @@ def plan_stream(stream_id: int, key: StreamKey, fs: float, channels: tuple[Chann
     return StreamPlan(stream_id, key, fs, channels, sample_format, scale, offset, n)
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    """Wake whoever awaits ``fut`` (a writer callback: the fd is writable again)."""
+    if not fut.done():
+        fut.set_result(None)
+
+
 class VirtualSerialDevice:
     """A wearable on a pty streaming ``recording``; ``await run()`` streams it once.
 
@@ -372,7 +378,7 @@ class VirtualSerialDevice:
             except BlockingIOError:
                 fut: asyncio.Future[None] = loop.create_future()
                 fd = self._master
-                loop.add_writer(fd, lambda f=fut: f.done() or f.set_result(None))
+                loop.add_writer(fd, _resolve, fut)
                 try:
                     await asyncio.wait_for(fut, 0.2)
                 except TimeoutError:

@@ -34,6 +34,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dbus_fast import BusType, DBusError, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -633,7 +634,9 @@ class VirtualBlueZ:
             # the device needs MITM protection; the agent cannot type: no method fits
             raise DBusError("org.bluez.Error.AuthenticationFailed", "Authentication Failed")
         node = await self.bus.introspect(self.agent_owner, path)
-        agent = self.bus.get_proxy_object(self.agent_owner, path, node) \
+        # dbus-fast adds the call_* methods to the proxy at runtime, from the
+        # introspection data: the static type cannot list them
+        agent: Any = self.bus.get_proxy_object(self.agent_owner, path, node) \
             .get_interface("org.bluez.Agent1")
         try:
             entered = await asyncio.wait_for(agent.call_request_passkey(device.path),
