@@ -36,6 +36,7 @@ import numpy as np
 from scipy import signal, stats
 
 from edge.config import EcgQualityConfig
+from edge.dsp.filters import butter_sos, zero_phase
 from edge.pipeline import Item, Output, StreamContext
 from edge.types import Episode, Gap, Priority
 from edge.windowing import Window
@@ -51,8 +52,7 @@ def slope_peaks(ecg: np.ndarray, fs: float) -> np.ndarray:
     x = np.asarray(ecg, dtype=np.float64)
     if x.size < int(fs):
         return np.zeros(0, dtype=np.int64)
-    sos = signal.butter(2, [8.0, min(20.0, 0.45 * fs)], btype="band", fs=fs, output="sos")
-    bp = signal.sosfiltfilt(sos, x)
+    bp = zero_phase(butter_sos(2, (8.0, min(20.0, 0.45 * fs)), fs), x)
     d = np.square(np.diff(bp, prepend=bp[0]))
     w = max(1, int(0.12 * fs))
     e = np.convolve(d, np.ones(w) / w, mode="same")

@@ -90,6 +90,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal
@@ -343,6 +344,18 @@ class _Cand:
 _LEARN, _RUN = 0, 1
 
 
+@lru_cache(maxsize=32)
+def _bandpass_design(order: int, low_hz: float, high_hz: float,
+                     fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Band-pass (b, a), its unit steady state and its group delay in samples at the
+    band's geometric centre. Cached: the signal-quality step starts a detector per
+    10 s window, and the design costs more than detecting the window's beats."""
+    b, a = signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=fs)
+    zi_unit = signal.lfilter_zi(b, a)
+    _, gd = signal.group_delay((b, a), w=[math.sqrt(low_hz * high_hz)], fs=fs)
+    return b, a, zi_unit, int(round(float(gd[0])))
+
+
 class QrsDetector:
     """Streaming QRS detector for one ECG channel.
 
@@ -369,21 +382,14 @@ class QrsDetector:
         if cfg.bandpass_high_hz >= 0.45 * fs:
             raise ConfigError("QrsConfig.bandpass_high_hz is too close to fs / 2")
 
-        # Filters, all designed from fs.
-        self._b_bp, self._a_bp = signal.butter(
-            int(cfg.bandpass_order),
-            [cfg.bandpass_low_hz, cfg.bandpass_high_hz],
-            btype="bandpass",
-            fs=fs,
-        )
-        self._zi_bp_unit = signal.lfilter_zi(self._b_bp, self._a_bp)
+        # Filters, all designed from fs (once per design: see _bandpass_design).
+        b, a, zi_unit, self._bp_delay = _bandpass_design(
+            int(cfg.bandpass_order), float(cfg.bandpass_low_hz), float(cfg.bandpass_high_hz), fs)
+        self._b_bp, self._a_bp, self._zi_bp_unit = b.copy(), a.copy(), zi_unit.copy()
         # Five-point derivative of Pan & Tompkins (sec. II-C), scaled to units/s.
         self._b_d = np.array([2.0, 1.0, 0.0, -1.0, -2.0]) * (fs / 8.0)
         self._n_int = max(1, int(round(cfg.integration_window_s * fs)))
         self._b_int = np.full(self._n_int, 1.0 / self._n_int)
-        fc = math.sqrt(cfg.bandpass_low_hz * cfg.bandpass_high_hz)
-        _, gd = signal.group_delay((self._b_bp, self._a_bp), w=[fc], fs=fs)
-        self._bp_delay = int(round(float(gd[0])))
 
         self._w_blank = max(1, int(round(cfg.peak_blanking_s * fs)))
         self._refractory = int(round(cfg.refractory_s * fs))

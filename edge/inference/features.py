@@ -26,10 +26,11 @@ template) lives in the small :class:`BeatFeatureExtractor` object.
 from __future__ import annotations
 
 from collections import deque
-from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
+
+from edge.dsp.filters import butter_sos, zero_phase
 
 # -- AF from RR intervals -------------------------------------------------------------------
 
@@ -113,10 +114,8 @@ BEAT_N_FEATURES = 2 * BEAT_N + len(BEAT_SCALARS)
 BEAT_CLASSES = ("N", "S", "V")
 
 
-@lru_cache(maxsize=16)
 def _bandpass(fs: float) -> np.ndarray:
-    hi = min(40.0, 0.45 * fs)
-    return sps.butter(2, [0.5, hi], btype="bandpass", fs=fs, output="sos")
+    return butter_sos(2, (0.5, min(40.0, 0.45 * fs)), fs)
 
 
 def beat_segment_bounds(index: int, fs: float) -> tuple[int, int]:
@@ -131,7 +130,7 @@ def beat_waveform(segment: np.ndarray, fs: float) -> np.ndarray:
     at offset ``round(SEG_PRE_S * fs)``).
     """
     x = np.asarray(segment, dtype=np.float64)
-    y = sps.sosfiltfilt(_bandpass(float(fs)), x - np.median(x), padlen=min(len(x) - 1, 60))
+    y = zero_phase(_bandpass(float(fs)), x - np.median(x), padlen=min(len(x) - 1, 60))
     centre = round(SEG_PRE_S * fs)
     t = centre + (np.arange(BEAT_N) / BEAT_FS - BEAT_PRE_S) * fs
     w = np.interp(t, np.arange(len(y)), y)
@@ -216,7 +215,7 @@ def quality_features(window_mv: np.ndarray, fs: float) -> np.ndarray:
     f, p = sps.welch(x, fs=fs, nperseg=min(len(x), int(2 * fs)))
     def band(lo: float, hi: float) -> float:
         return float(np.sum(p[(f >= lo) & (f < hi)])) + 1e-12
-    y = sps.sosfiltfilt(_bandpass(float(fs)), x)
+    y = zero_phase(_bandpass(float(fs)), x)
     sd = np.std(y) + 1e-9
     z = (y - y.mean()) / sd
     kurt = float(np.mean(z**4))
