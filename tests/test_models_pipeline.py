@@ -47,6 +47,10 @@ def test_af_on_held_out_paroxysmal_subject(data_dir, models):
     assert t["se"] >= 0.9 and t["ppv"] >= 0.9
     assert t["duration_se"] >= 0.85 and t["duration_ppv"] >= 0.6
     assert res["records"][1]["det_episodes"] == 0  # no AF in subject 21
+    # 101_8 has one reference episode under 30 s and one over: the over-30-s figure
+    # counts only the long one, and it is found
+    assert (t["ref_episodes"], t["ref_episodes_min_duration"]) == (2, 1)
+    assert t["se_min_duration"] == 1.0
 
 
 def test_no_af_episode_without_af(data_dir, models):

@@ -42,7 +42,7 @@ def build(data: Path) -> str:
     def add(task: str, dataset: str, n: int, res: dict, metric: str) -> None:
         shown = {}
         for k, v in res["total"].items():
-            if k in ("se", "ppv", "duration_se", "duration_ppv"):
+            if k in ("se", "ppv", "duration_se", "duration_ppv", "se_min_duration"):
                 shown[k] = _pct(v)
             elif isinstance(v, float):
                 shown[k] = f"{v:.2f}"
@@ -54,7 +54,8 @@ def build(data: Path) -> str:
     add("QRS", "MIT-BIH 100, 208", 2, evaluate_qrs(mitdb, cfg), qrs_fmt)
     add("QRS", "CPSC 2021 (9 records, 3 subjects)", 9, evaluate_qrs(cpsc, cfg), qrs_fmt)
     af_fmt = ("episode Se {se} %, +P {ppv} %; duration Se {duration_se} %, +P {duration_ppv} %"
-              " ({ref_episodes} reference episodes)")
+              " ({ref_episodes} reference episodes; Se {se_min_duration} % over the"
+              " {ref_episodes_min_duration} lasting >= 30 s, the shortest AF reported)")
     add("AF", "CPSC 2021 (9 records)", 9, evaluate_af(cpsc, cfg), af_fmt)
     add("AF (false positives)", "MIT-BIH 100, 208 (no AF)", 2, evaluate_af(mitdb, cfg),
         "{det_episodes} AF episodes detected, {det_af_s} s")

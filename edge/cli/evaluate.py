@@ -76,19 +76,25 @@ def evaluate(task: str, records: tuple[str, ...], annotator: str, channel: str |
         click.echo(f"plots in {plot_dir}/")
 
 
+def _width(key: str) -> int:
+    return max(15, len(key) + 4)
+
+
 def _table(result: dict[str, Any]) -> None:
     total = result["total"]
     keys = [k for k in ("tp", "fp", "fn", "alarms", "hours") if k in total]
-    ratios = [k for k in ("se", "ppv", "duration_se", "duration_ppv") if k in total]
+    ratios = [k for k in ("se", "ppv", "duration_se", "duration_ppv", "se_min_duration")
+              if k in total]
     values = [k for k in ("mae_bpm", "alarms_per_hour") if k in total]
     click.echo(f"{'record':14}" + "".join(f"{k:>9}" for k in keys)
-               + "".join(f"{k + ' %':>15}" for k in ratios) + "".join(f"{k:>16}" for k in values))
+               + "".join(f"{k + ' %':>{_width(k)}}" for k in ratios)
+               + "".join(f"{k:>16}" for k in values))
     for row in [*result["records"], {"record": "total", **total}]:
         line = f"{str(row.get('record', '?')):14}"
         line += "".join(f"{row[k]:9.3g}" if isinstance(row.get(k), float)
                         else f"{row.get(k, ''):>9}" for k in keys)
-        line += "".join(f"{100 * row[k]:15.2f}" if row.get(k) is not None else f"{'-':>15}"
-                        for k in ratios)
+        line += "".join(f"{100 * row[k]:{_width(k)}.2f}" if row.get(k) is not None
+                        else f"{'-':>{_width(k)}}" for k in ratios)
         line += "".join(f"{row[k]:16.2f}" if row.get(k) is not None else f"{'-':>16}"
                         for k in values)
         click.echo(line)

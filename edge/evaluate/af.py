@@ -91,6 +91,8 @@ def _row(name: str, c: dict[str, float], fs: float | None = None) -> dict[str, A
     out: dict[str, Any] = {"record": name, **{k: (round(v, 3) if isinstance(v, float) else v)
                                               for k, v in c.items()}}
     out["se"] = round(_ratio(c["ref_detected"], c["ref_episodes"]), 6)
+    out["se_min_duration"] = round(_ratio(c["ref_detected_min_duration"],
+                                          c["ref_episodes_min_duration"]), 6)
     out["ppv"] = round(_ratio(c["det_true"], c["det_episodes"]), 6)
     out["duration_se"] = round(_ratio(c["overlap_s"], c["ref_af_s"]), 6)
     out["duration_ppv"] = round(_ratio(c["overlap_s"], c["det_af_s"]), 6)
@@ -113,9 +115,14 @@ def af_record(path: str | Path, config: EdgeConfig, models: ModelSet,
         plot_events(rec.signal[:, 0], fs, [(s, e, "AF") for s, e in det],
                     [(s, e, "AF") for s, e in ref], Path(plot_dir) / f"{rec.name}-af.png",
                     title=f"{rec.name}: AF detected (top) vs reference (bottom)")
+    # Reference episodes at least as long as the clinical definition the detector
+    # applies (AfConfig.min_duration_s, 30 s): reported beside the all-episode figure.
+    long_ref = [r for r in ref if (r[1] - r[0]) / fs >= config.af.min_duration_s]
     counts = {
         "ref_episodes": len(ref),
         "ref_detected": sum(1 for r in ref if _overlap([r], det) > 0),
+        "ref_episodes_min_duration": len(long_ref),
+        "ref_detected_min_duration": sum(1 for r in long_ref if _overlap([r], det) > 0),
         "det_episodes": len(det),
         "det_true": sum(1 for d in det if _overlap([d], ref) > 0),
         "ref_af_s": sum(e - s for s, e in ref) / fs,
@@ -130,7 +137,9 @@ def evaluate_af(paths: list[str], config: EdgeConfig, channel: str | None = None
                 models: ModelSet | None = None,
                 plot_dir: str | Path | None = None) -> dict[str, Any]:
     """Per-record and gross AF episode and duration Se / +P (``total.se``, ``total.ppv``
-    are episode level; ``duration_se``, ``duration_ppv`` duration level)."""
+    are episode level; ``duration_se``, ``duration_ppv`` duration level;
+    ``se_min_duration`` is episode Se over the reference episodes that last at least
+    ``[af] min_duration_s``, the shortest AF the detector reports by design)."""
     models = models or ModelSet.from_config(config)
     if models.af is None:
         raise RecordFormatError("AF evaluation needs an AF model (inference.af_model is empty)")
