@@ -107,6 +107,7 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
         ref = reference_beats(SimpleNamespace(sample=ref_idx, symbol=ref_sym))
         match = match_beats(ref, np.asarray(summary.beat_index), fs)
         pvc = sum(1 for s in ref_sym if s in ("V", "E"))
+        fusion = sum(1 for s in ref_sym if s == "F")
         out = {
             "recording": info.metadata.get("title"),
             "licence": info.metadata.get("licence"),
@@ -114,7 +115,7 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
             "signal_seconds": round(stats.samples / fs, 1),
             "wall_seconds": round(wall, 2),
             **summary.to_dict(),
-            "reference": {"beats": int(ref.size), "pvc_beats": pvc,
+            "reference": {"beats": int(ref.size), "pvc_beats": pvc, "fusion_beats": fusion,
                           "qrs_tp": match.tp, "qrs_fp": match.fp, "qrs_fn": match.fn,
                           "qrs_se": round(match.se, 4), "qrs_ppv": round(match.ppv, 4)},
             "pipeline": {"blocks": stats.blocks, "gaps": stats.gaps,
@@ -181,7 +182,9 @@ def _print_summary(out: dict[str, Any]) -> None:
     classes = out.get("beats_by_class") or {}
     if classes:
         click.echo("beat classes (beat_nsv model): " + ", ".join(
-            f"{k} {v}" for k, v in classes.items()) + f"  (reference PVCs: {ref['pvc_beats']})")
+            f"{k} {v}" for k, v in classes.items())
+            + f"  (reference: {ref['pvc_beats']} PVCs and {ref['fusion_beats']} fusion beats, "
+            "which the model has no class for and often labels V)")
     if hr:
         click.echo(f"heart rate: mean {hr['mean']} bpm, range {hr['min']}-{hr['max']} bpm")
     click.echo(f"episodes: {len(out['episodes'])}")
