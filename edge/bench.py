@@ -23,22 +23,17 @@ from edge.dsp.qrs import ecg_peaks
 from edge.errors import RecordFormatError
 from edge.sources.open import DEFAULT_START_WALL
 from edge.sources.replay import RecordingSource
-from edge.trace.recordings import Recording, load_wfdb
+from edge.trace.recordings import Recording, data_dir, load_wfdb
 
 
 def default_record() -> Path:
-    """MIT-BIH 100 in ``$EDGE_DATA_DIR``, else in ``shared/data`` beside the checkout or cwd."""
-    if os.environ.get("EDGE_DATA_DIR"):
-        return Path(os.environ["EDGE_DATA_DIR"]) / "mitdb" / "100"
-    checkout = Path(__file__).resolve().parents[1]
-    candidates = [base.parent / "shared" / "data" / "mitdb" / "100"
-                  for base in (checkout, Path.cwd())]
-    for path in candidates:
-        if path.with_suffix(".hea").exists():
-            return path
-    raise RecordFormatError(
-        "no record to benchmark: pass --record PATH (a 30-minute WFDB record) or set "
-        f"EDGE_DATA_DIR (looked for {' and '.join(str(c) for c in candidates)})")
+    """MIT-BIH 100 in the recordings folder (:func:`~edge.trace.recordings.data_dir`)."""
+    path = data_dir() / "mitdb" / "100"
+    if not path.with_suffix(".hea").exists():
+        raise RecordFormatError(
+            f"no record to benchmark at {path}: pass --record PATH (a 30-minute WFDB "
+            "record) or set EDGE_DATA_DIR")
+    return path
 
 
 def _peak_rss_mb() -> float:

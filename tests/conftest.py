@@ -17,7 +17,9 @@ REPO = REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("EDGE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+    from edge.trace.recordings import data_dir
+
+    return data_dir().resolve()
 
 
 @pytest.fixture(scope="session")

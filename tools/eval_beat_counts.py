@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from edge.config import EdgeConfig  # noqa: E402
 from edge.detect.models import ModelSet  # noqa: E402
 from edge.evaluate.af import replay_with_models  # noqa: E402
-from edge.trace.recordings import load_wfdb  # noqa: E402
+from edge.trace.recordings import data_dir, load_wfdb  # noqa: E402
 
 #: MIT-BIH Arrhythmia Database Directory: all beats, and V-class beats (V + E),
 #: per record. 104 is paced.
@@ -50,10 +49,6 @@ PUBLISHED = {
 }
 
 
-def data_root(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("EDGE_DATA_DIR") or ROOT.parent / "shared" / "data")
-
-
 def count(path: Path, config: EdgeConfig, models: ModelSet) -> dict[str, int]:
     rec = load_wfdb(path)
     beats, _ = asyncio.run(replay_with_models(rec, config, models))
@@ -68,7 +63,7 @@ def main() -> None:
     ap.add_argument("--data", help="data folder (default $EDGE_DATA_DIR or ../shared/data)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    root = data_root(args.data) / "mitdb-signal-only"
+    root = (Path(args.data) if args.data else data_dir()) / "mitdb-signal-only"
     config = EdgeConfig()
     models = ModelSet.from_config(config)
     rows = []

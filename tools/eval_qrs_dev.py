@@ -13,7 +13,6 @@ Nothing is copied: records are read in place.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.dsp.qrs import QrsDetector  # noqa: E402
 from edge.evaluate.beats import BeatMatch, match_beats, reference_beats  # noqa: E402
+from edge.trace.recordings import data_dir  # noqa: E402
 
 # Records whose sum must reach Se and PPV >= 99.5 % (the test's gross target).
 GROSS = ("mitdb/100", "mitdb/208", "nstdb/118e24")
@@ -77,7 +77,7 @@ def main() -> int:
     ap.add_argument("--chunk-s", type=float, default=0.25)
     ap.add_argument("--speed", action="store_true")
     args = ap.parse_args()
-    data = args.data or Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data"))
+    data = args.data or data_dir()
     if not data.is_dir():
         print(f"data folder not found: {data}", file=sys.stderr)
         return 2

@@ -18,13 +18,12 @@ Usage: python tools/make_demo_trace.py [--data-dir ../shared/data] [--out edge/d
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
 from edge.trace.format import Annotation, TraceWriter
-from edge.trace.recordings import load_wfdb
+from edge.trace.recordings import data_dir, load_wfdb
 from edge.types import Block, StreamKey
 
 START, STOP = 422820, 530820
@@ -35,7 +34,7 @@ def main() -> None:
     here = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path,
-                    default=Path(os.environ.get("EDGE_DATA_DIR", here.parent / "shared" / "data")))
+                    default=data_dir())
     ap.add_argument("--out", type=Path,
                     default=here / "edge" / "demo_data" / "mitdb208-5min.vetrace")
     args = ap.parse_args()

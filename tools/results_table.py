@@ -12,7 +12,6 @@ README.md. One command, so the table never drifts from the code:
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from edge.evaluate.alarms import false_alarms
 from edge.evaluate.ppg import evaluate_ppg_hr
 from edge.evaluate.pvc import evaluate_pvc
 from edge.evaluate.qrs import evaluate_qrs
+from edge.trace.recordings import data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -89,7 +89,7 @@ def build(data: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", type=Path,
-                    default=Path(os.environ.get("EDGE_DATA_DIR", ROOT.parent / "shared" / "data")))
+                    default=data_dir())
     ap.add_argument("--write-readme", action="store_true", help="Update README.md in place.")
     args = ap.parse_args()
     table = build(args.data_dir)

@@ -59,11 +59,11 @@ from edge.daemon import Daemon  # noqa: E402
 from edge.store.outbox import Outbox  # noqa: E402
 from edge.sync.deliver import count_on_backend, deliver_all  # noqa: E402
 from edge.sync.testserver import TestBackend, start_test_backend  # noqa: E402
+from edge.trace.recordings import data_dir  # noqa: E402
 from edge.types import Gap, GapReason  # noqa: E402
 
 log = logging.getLogger("soak")
-DATA_DIR = Path(os.environ.get("EDGE_DATA_DIR",
-                               Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+DATA_DIR = data_dir()
 OUTAGE_EVERY_H, OUTAGE_AT_H, OUTAGE_LEN_H = 6.0, 3.0, 1.0
 BURST_EVERY_H, BURST_AT_H = 2.0, 1.0
 UNPACED_SCALE = 1000.0  # --speed 0 (as fast as the link takes it): scale timers as if 1000x

@@ -33,7 +33,9 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("EDGE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+    from edge.trace.recordings import data_dir
+
+    return data_dir().resolve()
 
 
 def seed_everything(seed: int) -> None:

@@ -7,6 +7,7 @@ every sample format (212, 16, FLAC, multi-segment) and the annotation format.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -15,6 +16,18 @@ import numpy as np
 
 from edge.errors import RecordFormatError
 from edge.types import ChannelSpec
+
+
+def data_dir() -> Path:
+    """The folder of real recordings: ``$EDGE_DATA_DIR``, else ``shared/data`` beside the
+    source checkout, else beside the working directory (the first that exists; the
+    checkout's when neither does). The one place tools and benchmarks look for it."""
+    env = os.environ.get("EDGE_DATA_DIR")
+    if env:
+        return Path(env)
+    candidates = [base.parent / "shared" / "data"
+                  for base in (Path(__file__).resolve().parents[2], Path.cwd())]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 #: ECG lead names preferred when a record has several channels (MIT-BIH: MLII first).
 ECG_LEADS = ("MLII", "II", "ECG", "I", "V", "V1", "V2", "V5", "MCL1", "III", "AVR", "ECG1")
