@@ -79,6 +79,10 @@ def build(data: Path) -> str:
     add("false alarms (noise)", "NSTDB 118e24/12/06/00 (SNR 24 to 0 dB)", len(nst),
         false_alarms(nst, cfg, csv_fs=360.0),
         "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
+    icu = [str(data / "physionet-icu-samples" / r) for r in ("v102s", "a103l")]
+    add("false alarms (ICU)", "CinC 2015 v102s, a103l (alarms a bedside monitor raised "
+        "falsely: VT, asystole)", len(icu), false_alarms(icu, cfg),
+        "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
     head = ["| task | recordings | n | result |", "|---|---|---|---|"]
     stamp = time.strftime("%Y-%m-%d")
     note = (f"Generated {stamp} by `python tools/results_table.py --write-readme` "
