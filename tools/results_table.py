@@ -85,8 +85,12 @@ def build(data: Path) -> str:
         "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
     head = ["| task | recordings | n | result |", "|---|---|---|---|"]
     stamp = time.strftime("%Y-%m-%d")
+    import onnxruntime
+
     note = (f"Generated {stamp} by `python tools/results_table.py --write-readme` "
-            "(through the live pipeline, default configuration, shipped models).")
+            "(through the live pipeline, default configuration, shipped models, "
+            f"onnxruntime {onnxruntime.__version__}: the int8 models' decisions depend "
+            "slightly on its version).")
     return "\n".join([note, "", *head, *rows])
 
 
