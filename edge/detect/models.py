@@ -217,8 +217,6 @@ class BeatClassifier:
         self._ext = F.BeatFeatureExtractor()
         self._normal = NormalBeatTemplate(config)
         self.classified = 0
-        #: V labels overruled because the beat matched the patient's normal beats
-        self.relabelled_normal = 0
 
     def accepts(self, item: Item) -> bool:
         return isinstance(item, Window | Beat | Gap)
@@ -299,7 +297,6 @@ class BeatClassifier:
                     # QRS like the patient's conducted beats: not ventricular.
                     # The confidence is then the match's correlation.
                     label, conf = "N", r
-                    self.relabelled_normal += 1
                 self._normal.add(wave, label)
                 out[k] = replace(out[k], label=label, confidence=round(conf, 3))
             self.classified += len(rows)
