@@ -126,6 +126,7 @@ class Summary:
 
     beats: int = 0
     beat_index: list[int] = field(default_factory=list)
+    beat_classes: list[str] = field(default_factory=list)  # label of each kept beat
     beat_labels: dict[str, int] = field(default_factory=dict)
     heart_rates: list[float] = field(default_factory=list)
     gaps: int = 0
@@ -163,6 +164,7 @@ class SummarySink:
             s.beat_labels[item.label] = s.beat_labels.get(item.label, 0) + 1
             if s.keep_beats:
                 s.beat_index.append(item.index)
+                s.beat_classes.append(item.label)
         elif isinstance(item, VitalSample) and item.kind is VitalKind.HEART_RATE:
             s.heart_rates.append(item.value)
         elif isinstance(item, Gap):

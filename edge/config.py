@@ -446,9 +446,11 @@ class InferenceConfig:
         "everywhere Python does, LiteRT is lighter on memory.",
     )
     precision: str = setting(
-        "int8",
-        "'int8' (static QDQ / full-integer, smaller and faster on Arm) or 'fp32'. int8 "
-        "agrees with fp32 on held-out decisions (model cards).",
+        "auto",
+        "'auto' (each model's default_precision: int8 only where its int8 files decide as "
+        "fp32 does on the golden rows, else fp32), 'int8' or 'fp32'. `edge model verify` "
+        "checks every file against the fp32 reference on this machine's CPU.",
+        "model cards (models/*/MODEL_CARD.md, section Quantization)",
     )
     threads: int = setting(
         1,

@@ -161,9 +161,39 @@ def mlp_to_onnx(weights: list[tuple[np.ndarray, np.ndarray]], path: Path, name: 
     onnx.save(model, str(path))
 
 
-def quantize_onnx(src: Path, dst: Path, calib: np.ndarray) -> None:
+#: The int8 scheme of every shipped ONNX model, chosen by measurement (issue "same decisions on
+#: every processor", tools/quant_study.py): uint8 activations, int8 weights per output channel
+#: with a 7-bit range (reduce_range). On x86-64 without VNNI, onnxruntime's U8S8 GEMM sums
+#: pairs of u8*s8 products in 16-bit registers (VPMADDUBSW) and saturates when both are large:
+#: 2 * 255 * 127 > 32767; with weights in [-64, 63] the pair sum stays below 2 * 255 * 64 =
+#: 32640 and cannot. Measured: the former S8S8 files gave 215 V instead of 113 on MIT-BIH 202
+#: under an emulated AVX2-only CPU; reduce_range files give bit-identical outputs on AVX2,
+#: AVX-512 VNNI and arm64. Sources: onnxruntime quantization guide ("when to use
+#: reduce_range"); OpenVINO "Saturation (overflow) issue workaround" (7-bit weights).
+ONNX_INT8_SCHEME: dict[str, Any] = {
+    "format": "QDQ (onnxruntime.quantization.quantize_static)",
+    "activations": "uint8, asymmetric, per tensor",
+    "weights": "int8, symmetric, per output channel, reduce_range (7 bits: [-64, 63])",
+    "why": "no 16-bit intermediate saturation on x86-64 AVX2 without VNNI (VPMADDUBSW); "
+           "identical decisions on AVX2, AVX-512 VNNI and arm64 (measured)",
+}
+CALIBRATION_METHODS = ("MinMax", "Percentile")
+
+
+def _batches(calib: np.ndarray, size: int = 64) -> list[dict[str, np.ndarray]]:
+    n = len(calib) // size * size  # histogram calibrators need equal batches
+    return [{"x": calib[i:i + size]} for i in range(0, n, size)]
+
+
+def quantize_onnx(src: Path, dst: Path, calib: np.ndarray, method: str = "MinMax") -> None:
+    """fp32 ONNX -> int8 QDQ ONNX with :data:`ONNX_INT8_SCHEME`, calibrated on ``calib``.
+
+    ``calib`` holds normalised rows (what the graph takes); ``method`` is MinMax or
+    Percentile (99.9 %, which clips rare outliers from the activation ranges).
+    """
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -171,15 +201,50 @@ def quantize_onnx(src: Path, dst: Path, calib: np.ndarray) -> None:
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it: Iterable[dict[str, np.ndarray]] = iter(
-                [{"x": calib[i:i + 32]} for i in range(0, len(calib), 32)])
+            self._it: Iterable[dict[str, np.ndarray]] = iter(_batches(calib))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)  # type: ignore[call-overload]
 
+    extra = {"CalibPercentile": 99.9} if method == "Percentile" else {}
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    per_channel=True)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True, reduce_range=True,
+                    calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+
+
+def clip_for_calibration(calib: np.ndarray, method: str) -> np.ndarray:
+    """The TFLite converter calibrates min/max only: Percentile clips the rows beforehand."""
+    if method != "Percentile":
+        return calib
+    lo, hi = np.percentile(calib, [0.05, 99.95])
+    return np.clip(calib, lo, hi).astype(np.float32)
+
+
+def keras_from_weights(weights: list[tuple[np.ndarray, np.ndarray]]) -> Any:
+    """The shipped MLP rebuilt in Keras from its weights (for a TFLite export)."""
+    import keras
+
+    layers: list[Any] = [keras.Input((weights[0][0].shape[0],), name="x")]
+    for i, (w, _) in enumerate(weights):
+        act = "softmax" if i == len(weights) - 1 else "relu"
+        layers.append(keras.layers.Dense(w.shape[1], activation=act))
+    model = keras.Sequential(layers)
+    for layer, (w, b) in zip([la for la in model.layers
+                              if isinstance(la, keras.layers.Dense)], weights, strict=True):
+        layer.set_weights([w, b])
+    return model
+
+
+def onnx_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kernel, bias) per layer of an MLP written by :func:`mlp_to_onnx`."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    n = sum(1 for k in inits if k.startswith("W"))
+    return [(inits[f"W{i}"].astype(np.float32), inits[f"B{i}"].astype(np.float32))
+            for i in range(n)]
 
 
 def to_tflite(model: Any, path: Path, calib: np.ndarray | None) -> None:
@@ -195,7 +260,8 @@ def to_tflite(model: Any, path: Path, calib: np.ndarray | None) -> None:
     path.write_bytes(conv.convert())
 
 
-def export_all(model: Any, out_dir: Path, name: str, calib: np.ndarray) -> list[dict[str, Any]]:
+def export_all(model: Any, out_dir: Path, name: str, calib: np.ndarray,
+               method: str = "MinMax") -> list[dict[str, Any]]:
     """fp32/int8 ONNX and fp32/int8 TFLite files; returns their manifest entries."""
     from edge.inference.manifest import file_entry
 
@@ -205,13 +271,67 @@ def export_all(model: Any, out_dir: Path, name: str, calib: np.ndarray) -> list[
     t32 = out_dir / f"{name}.fp32.tflite"
     t8 = out_dir / f"{name}.int8.tflite"
     mlp_to_onnx(dense_weights(model), f32, name)
-    quantize_onnx(f32, i8, calib)
+    quantize_onnx(f32, i8, calib, method)
     to_tflite(model, t32, None)
-    to_tflite(model, t8, calib)
+    to_tflite(model, t8, clip_for_calibration(calib, method))
     for p in (f32, i8, t32, t8):
         assert p.stat().st_size < 2_000_000, f"{p} too large to commit"
     return [file_entry(f32, "fp32"), file_entry(i8, "int8"), file_entry(t32, "fp32"),
             file_entry(t8, "int8")]
+
+
+# -- golden rows -----------------------------------------------------------------------------
+
+#: Golden rows sit at least this far from the decision boundary (probability units).
+GOLDEN_MARGIN = 0.2
+
+
+def golden_rows(decide: Any, margin_of: Any, x: np.ndarray, probs: np.ndarray,
+                n_classes: int, n: int = 300, seed: int = 0) -> np.ndarray:
+    """Indices of ``n`` golden rows: clear of the boundary, spread over the decided classes.
+
+    Each decided class gets an equal share (the rest filled from the others), so that
+    the rare classes (V, S, AF, noisy) are checked as well as the common one.
+    """
+    rng = np.random.default_rng(seed)
+    dec = decide(probs)
+    clear = margin_of(probs) >= GOLDEN_MARGIN
+    pools = [rng.permutation(np.flatnonzero(clear & (dec == k))) for k in range(n_classes)]
+    share = n // n_classes
+    chosen = [p[:share] for p in pools]
+    rest = np.concatenate([p[share:] for p in pools])
+    chosen.append(rng.permutation(rest)[:max(0, n - sum(len(c) for c in chosen))])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def write_golden(model_dir: Path, x_raw: np.ndarray, sources: list[str],
+                 n: int = 300, seed: int = 0) -> dict[str, Any]:
+    """``golden.npz`` of the model in ``model_dir`` (fp32 ONNX as reference); its manifest entry."""
+    import platform
+
+    from edge.inference import load_manifest, load_model
+    from edge.inference.cpu import cpu_summary
+    from edge.inference.golden import DEFAULT_MIN_AGREEMENT
+    from edge.inference.manifest import sha256_of
+
+    man = load_manifest(model_dir)
+    ref = load_model(model_dir, backend="onnxruntime", precision="fp32")
+    probs = ref.run(x_raw)
+    idx = golden_rows(man.decide, man.decision_margin, x_raw, probs, len(man.classes), n, seed)
+    path = model_dir / "golden.npz"
+    np.savez_compressed(path, features=x_raw[idx].astype(np.float32),
+                        probabilities=probs[idx].astype(np.float32),
+                        decisions=man.decide(probs[idx]).astype(np.int64))
+    counts = np.bincount(man.decide(probs[idx]), minlength=len(man.classes))
+    return {"file": path.name, "sha256": sha256_of(path), "rows": len(idx),
+            "rows_by_class": {c: int(k) for c, k in zip(man.classes, counts, strict=True)},
+            "min_agreement": DEFAULT_MIN_AGREEMENT,
+            "sources": sources,
+            "selection": f"seeded draw (seed {seed}) from the rows of the sources, an equal "
+                         f"share per fp32-decided class, only rows at least {GOLDEN_MARGIN} "
+                         "from the decision boundary (fp32 probability)",
+            "reference": f"onnx/fp32 with onnxruntime on {cpu_summary()['cpu']}, Python "
+                         f"{platform.python_version()}"}
 
 
 # -- metrics ---------------------------------------------------------------------------------

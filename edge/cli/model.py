@@ -89,40 +89,63 @@ def inspect_cmd(file: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @edge_errors
 def verify_cmd(directory: str | None, as_json: bool) -> None:
-    """Check every file's sha256 and that it loads and runs (DIRECTORY: one model or all)."""
+    """Check every model file: sha256, that it runs, and its decisions on the golden rows.
+
+    Each file runs on its manifest's golden rows (real features with the fp32
+    reference decisions) on this machine's runtime and CPU; a file below the
+    manifest's agreement (99.5 %) fails. Run it on every new gateway.
+    """
     from edge.inference import list_models, load_manifest, load_model
-    from edge.inference.bench import sample_inputs
+    from edge.inference.golden import check_model, load_golden
     from edge.inference.manifest import MANIFEST_NAME
 
     root = Path(directory) if directory else _root(None)
     mans = [load_manifest(root)] if (root / MANIFEST_NAME).exists() else list_models(root)
     if not mans:
         raise ModelError(f"{root}: no {MANIFEST_NAME} here or in its subdirectories")
-    rows, failed = [], 0
+    rows: list[dict[str, Any]] = []
+    reasons: list[str] = []
     for man in mans:
+        golden = load_golden(man)
         for f in man.files:
-            row = {"model": man.name, "version": man.version, "file": f.path.name,
-                   "format": f.format, "precision": f.precision}
+            row: dict[str, Any] = {"model": man.name, "version": man.version,
+                                   "file": f.path.name, "format": f.format,
+                                   "precision": f.precision}
             try:
                 m = load_model(f.path)
-                p = m.run(sample_inputs(m, 4))
-                if p.shape != (4, len(man.classes)) or not np.all(np.isfinite(p)):
-                    raise ModelError(f"{f.path.name}: output shape {p.shape} or values invalid")
-                row["status"] = "ok"
+                res = check_model(m, golden)
+                if res is None:
+                    row["status"], row["detail"] = "ok", "no golden rows in the manifest"
+                else:
+                    row["golden"] = res.to_dict()
+                    row["status"] = "ok" if res.ok else "FAILED"
+                    row["detail"] = res.reason(f.path.name)
+                    if not res.ok:
+                        reasons.append(row["detail"])
             except BackendUnavailableError as exc:
                 row["status"], row["detail"] = "unavailable", str(exc)
             except ModelError as exc:
                 row["status"], row["detail"] = "FAILED", str(exc)
-                failed += 1
+                reasons.append(str(exc))
             rows.append(row)
     if as_json:
-        print_json({"ok": failed == 0, "files": rows})
+        print_json({"ok": not reasons, "machine": _machine(), "files": rows})
     else:
+        click.echo(f"on {_machine()['cpu']}")
         for r in rows:
-            extra = f"  {r['detail']}" if "detail" in r else ""
-            click.echo(f"{r['status']:11} {r['model']} {r['version']} {r['file']}{extra}")
-    if failed:
-        raise click.ClickException(f"{failed} model file(s) failed verification")
+            g = r.get("golden")
+            figs = (f"agree {g['agreement']:.4f} max|dp| {g['max_prob_diff']:.3f} "
+                    f"({g['rows']} rows)") if g else r.get("detail", "")
+            click.echo(f"{r['status']:11} {r['model']} {r['version']} {r['file']:24} {figs}")
+    if reasons:
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        raise click.ClickException(reasons[0] + more)
+
+
+def _machine() -> dict[str, str]:
+    from edge.inference.cpu import cpu_summary
+
+    return cpu_summary()
 
 
 @model.command("run")
@@ -131,8 +154,8 @@ def verify_cmd(directory: str | None, as_json: bool) -> None:
               help="Feature rows (.npy or .csv), or a WFDB record / CSV ECG with --fs.")
 @click.option("--fs", type=float, default=None, help="Sample rate of a CSV ECG input.")
 @click.option("--backend", default=None, help="onnxruntime or litert (default: from FILE).")
-@click.option("--precision", default="int8", show_default=True,
-              help="With a model directory: int8 or fp32.")
+@click.option("--precision", default="auto", show_default=True,
+              help="With a model directory: int8, fp32 or auto (the manifest's default).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @edge_errors
 def run_cmd(file: str, input_path: str, fs: float | None, backend: str | None, precision: str,

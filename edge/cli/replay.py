@@ -20,10 +20,13 @@ from edge.store.outbox import Outbox
               help="Pace at SPEED x real time (default: as fast as possible).")
 @click.option("--outbox", type=click.Path(dir_okay=False), default=None,
               help="Store detected episodes in this outbox.")
+@click.option("--beats", "beats_csv", type=click.Path(dir_okay=False), default=None,
+              help="Write every detected beat (sample index, label) to this CSV file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @config_option
 def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: float | None,
-           outbox: str | None, as_json: bool, config_path: str | None) -> None:
+           outbox: str | None, beats_csv: str | None, as_json: bool,
+           config_path: str | None) -> None:
     """Replay PATH (a trace, a WFDB record without extension, or a CSV file).
 
     Results depend only on the data, not on --speed: time is virtual.
@@ -35,10 +38,17 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
                           block_s=cfg.pipeline.replay_block_s)
         store = Outbox(outbox) if outbox else None
         try:
-            stats, summary = await run_pipeline(src, cfg, outbox=store, keep_beats=False)
+            stats, summary = await run_pipeline(src, cfg, outbox=store,
+                                                keep_beats=beats_csv is not None)
         finally:
             if store is not None:
                 store.close()
+        if beats_csv is not None:
+            with open(beats_csv, "w", encoding="utf-8") as fh:
+                fh.write("index,label\n")
+                fh.writelines(f"{i},{lab}\n"
+                              for i, lab in zip(summary.beat_index, summary.beat_classes,
+                                                strict=True))
         out = summary.to_dict()
         out["samples"] = stats.samples
         out["processor_errors"] = stats.processor_errors

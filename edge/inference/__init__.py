@@ -1,7 +1,7 @@
 """One small inference API over two runtimes (onnxruntime and the TFLite interpreter).
 
     from edge.inference import load_model
-    model = load_model("models/af_rr")                 # manifest dir: int8 ONNX by default
+    model = load_model("models/af_rr")                 # manifest dir: ONNX, its default precision
     model = load_model("models/af_rr/af_rr.int8.tflite")  # backend from the file
     probs = model.run(features)                        # (batch, n_features) -> (batch, classes)
     probs = await model.run_async(features)            # off the event loop
@@ -180,7 +180,7 @@ def _resolve(path: Path, precision: str, fmt: str | None) -> tuple[Manifest, Mod
 
 
 def load_model(path: str | Path, backend: str | None = None, threads: int = 1,
-               precision: str = "int8") -> Model:
+               precision: str = "auto") -> Model:
     """Load a model from a manifest (directory or ``manifest.json``) or one model file.
 
     ``backend`` (``onnxruntime``/``onnx`` or ``litert``/``tflite``) picks the
@@ -219,7 +219,7 @@ class ModelHandle:
     """
 
     def __init__(self, path: str | Path, backend: str | None = None, threads: int = 1,
-                 precision: str = "int8") -> None:
+                 precision: str = "auto") -> None:
         self.path = Path(path)
         self._args = (backend, threads, precision)
         self.model = load_model(self.path, *self._args)

@@ -92,14 +92,50 @@ class Manifest:
     directory: Path
     raw: dict[str, Any]
 
-    def file(self, precision: str = "int8", fmt: str | None = None) -> ModelFile:
-        """The file of ``precision`` (``int8``/``fp32``) and format (``onnx``/``tflite``)."""
+    @property
+    def default_precision(self) -> str:
+        """The precision this model runs at unless configured otherwise.
+
+        ``default_precision`` in the manifest: int8 only where its int8 files decide
+        as fp32 does on the golden rows (tools/requantize.py measures it).
+        """
+        have = {f.precision for f in self.files}
+        want = str(self.raw.get("default_precision", "int8" if "int8" in have else "fp32"))
+        return want if want in have else sorted(have)[0]
+
+    def file(self, precision: str = "auto", fmt: str | None = None) -> ModelFile:
+        """The file of ``precision`` (``int8``/``fp32``, ``auto`` = :attr:`default_precision`)
+        and format (``onnx``/``tflite``)."""
+        if precision == "auto":
+            precision = self.default_precision
         for f in self.files:
             if f.precision == precision and (fmt is None or f.format == fmt):
                 return f
         have = ", ".join(f"{f.format}/{f.precision}" for f in self.files)
         raise ModelError(f"model {self.name}: no {fmt or 'any'}/{precision} file "
                          f"(manifest lists {have})")
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Class index per row under the manifest's decision rule.
+
+        ``outputs.decision == "argmax"``: the most probable class. Otherwise a
+        two-class model with ``thresholds.decision`` decides the second class when
+        its probability reaches that threshold (AF: p(af) >= 0.5).
+        """
+        p = np.asarray(probs)
+        rule = self.raw.get("outputs", {}).get("decision", "argmax")
+        if rule != "argmax" and len(self.classes) == 2 and "decision" in self.thresholds:
+            return (p[:, 1] >= self.thresholds["decision"]).astype(np.int64)
+        return np.argmax(p, axis=1).astype(np.int64)
+
+    def decision_margin(self, probs: np.ndarray) -> np.ndarray:
+        """Distance of each row's probabilities from the decision boundary (0 = on it)."""
+        p = np.asarray(probs, dtype=np.float64)
+        rule = self.raw.get("outputs", {}).get("decision", "argmax")
+        if rule != "argmax" and len(self.classes) == 2 and "decision" in self.thresholds:
+            return np.abs(p[:, 1] - self.thresholds["decision"])
+        top = np.sort(p, axis=1)
+        return (top[:, -1] - top[:, -2]) / 2.0
 
     def verify_files(self) -> None:
         """Check every file exists and its sha256 matches (raises ModelIntegrityError)."""
