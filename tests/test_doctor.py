@@ -41,8 +41,36 @@ def test_an_unreachable_backend_fails_and_a_listening_one_passes(tmp_path):
 
 def test_every_check_reports_and_disk_and_python_pass_here(tmp_path):
     _, checks = _doctor(tmp_path, "")
-    assert set(checks) == {"python", "packages", "inference", "bluetooth", "serial", "clock",
-                           "disk", "backend"}
+    assert set(checks) == {"python", "packages", "inference", "models", "bluetooth", "serial",
+                           "clock", "disk", "backend"}
     assert checks["python"]["status"] == "ok"
     assert checks["disk"]["status"] == "ok"
     assert checks["packages"]["status"] == "ok"
+
+
+def test_the_configured_models_are_checked_against_their_golden_rows(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+
+    from edge.inference.manifest import sha256_of
+
+    models = Path(__file__).resolve().parent.parent / "models"
+    _, checks = _doctor(tmp_path, "")
+    assert checks["models"]["status"] == "ok"
+    assert "beat_nsv" in checks["models"]["detail"] and "af_rr" in checks["models"]["detail"]
+    # a model whose outputs on this CPU no longer match its golden decisions
+    local = tmp_path / "models"
+    shutil.copytree(models / "af_rr", local / "af_rr")
+    with np.load(local / "af_rr" / "golden.npz") as z:
+        g = {k: z[k] for k in z.files}
+    g["decisions"] = 1 - g["decisions"]
+    np.savez_compressed(local / "af_rr" / "golden.npz", **g)
+    man = json.loads((local / "af_rr" / "manifest.json").read_text())
+    man["golden"]["sha256"] = sha256_of(local / "af_rr" / "golden.npz")
+    (local / "af_rr" / "manifest.json").write_text(json.dumps(man))
+    code, checks = _doctor(tmp_path, f'[inference]\nmodels_dir = "{local}"\nbeat_model = ""\n')
+    assert code == 1 and checks["models"]["status"] == "fail"
+    assert "golden decisions match the fp32 reference" in checks["models"]["detail"]
+    assert "precision" in checks["models"]["fix"]

@@ -27,19 +27,47 @@ def copy_model(tmp_path: Path, name: str) -> Path:
     return dst
 
 
-def test_shipped_models_are_listed_with_all_four_files():
+def shipped_files() -> list[tuple[str, str, str]]:
+    return [(m.name, f.format, f.precision) for m in list_models(MODELS) for f in m.files]
+
+
+def test_shipped_models_have_fp32_on_both_runtimes_and_int8_only_where_it_matches_fp32():
     mans = {m.name: m for m in list_models(MODELS)}
     assert set(NAMES) <= set(mans)
     for name in NAMES:
-        kinds = {(f.format, f.precision) for f in mans[name].files}
-        assert kinds == {("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8")}
-        for f in mans[name].files:
+        man = mans[name]
+        kinds = {(f.format, f.precision) for f in man.files}
+        assert {("onnx", "fp32"), ("tflite", "fp32")} <= kinds
+        has_int8 = {("onnx", "int8"), ("tflite", "int8")} <= kinds
+        assert man.default_precision == ("int8" if has_int8 else "fp32")
+        q = man.raw["quantization"]
+        if not has_int8:  # the manifest says why int8 is not shipped
+            assert "int8_not_shipped" in q
+        else:
+            for res in q["int8_vs_fp32"].values():
+                assert res["golden"]["ok"]
+        assert man.raw["golden"]["rows"] >= 200
+        for f in man.files:
             assert f.path.stat().st_size < 2_000_000
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize(("name", "fmt", "precision"), shipped_files())
+def test_every_shipped_file_decides_as_fp32_on_its_golden_rows_on_this_cpu(name, fmt, precision):
+    # What `edge model verify` checks on a gateway: >= 99.5 % identical decisions
+    # against the fp32 reference outputs stored with the model (not a count
+    # measured here), on whatever CPU runs the tests.
+    from edge.inference.golden import check_model
+
+    if fmt == "tflite" and not HAVE_LITERT:
+        pytest.skip("no TFLite runtime on this platform")
+    res = check_model(load_model(MODELS / name, backend=fmt, precision=precision))
+    assert res is not None and res.rows >= 200
+    assert res.ok, res.reason(f"{name} {fmt}/{precision}")
+    if precision == "fp32":
+        assert res.max_prob_diff < 1e-4  # fp32 runtimes agree to rounding
+
+
+@pytest.mark.parametrize(("name", "fmt", "precision"), shipped_files())
 def test_shipped_model_loads_and_runs(name, fmt, precision):
     if fmt == "tflite" and not HAVE_LITERT:
         pytest.skip("no TFLite runtime on this platform")
@@ -89,8 +117,8 @@ def held_out_features(data_dir):
 
 
 @pytest.mark.skipif(not HAVE_LITERT, reason="no TFLite runtime on this platform")
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize(("name", "precision"),
+                         sorted({(n, p) for n, _, p in shipped_files()}))
 def test_onnx_and_tflite_agree_on_decisions_on_held_out_records(name, precision,
                                                                 held_out_features):
     # Tolerance documented in the model cards: >= 98 % identical decisions.
@@ -104,18 +132,58 @@ def test_onnx_and_tflite_agree_on_decisions_on_held_out_records(name, precision,
         assert np.max(np.abs(a - b)) < 1e-4
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_int8_agrees_with_fp32_on_held_out_records(name, held_out_features):
-    # Tolerance documented in the model cards: >= 95 % identical decisions.
-    f32 = load_model(MODELS / name, precision="fp32")
-    i8 = load_model(MODELS / name, precision="int8")
+@pytest.mark.parametrize(("name", "fmt"),
+                         sorted({(n, f) for n, f, p in shipped_files() if p == "int8"}))
+def test_int8_agrees_with_fp32_on_held_out_records_on_this_cpu(name, fmt, held_out_features):
+    # Same machine, same rows: int8 against fp32, >= 98 % identical decisions on
+    # these held-out windows (the quantization error stated in each model card:
+    # quantization.int8_vs_fp32; the golden rows, away from the boundary, need 99.5 %).
+    if fmt == "tflite" and not HAVE_LITERT:
+        pytest.skip("no TFLite runtime on this platform")
+    f32 = load_model(MODELS / name, backend=fmt, precision="fp32")
+    i8 = load_model(MODELS / name, backend=fmt, precision="int8")
     x = held_out_features[name]
-    assert np.mean(f32.run(x).argmax(1) == i8.run(x).argmax(1)) >= 0.95
+    man = f32.manifest
+    assert np.mean(man.decide(f32.run(x)) == man.decide(i8.run(x))) >= 0.98
+
+
+def test_verify_fails_with_one_line_when_a_file_does_not_decide_as_its_golden_rows(tmp_path):
+    # a runtime that computes differently looks, to the check, like golden decisions
+    # that do not match: flip 5 % of them and re-sign the golden file
+    from click.testing import CliRunner
+
+    from edge.cli.main import cli
+    from edge.inference.manifest import sha256_of
+
+    d = copy_model(tmp_path, "af_rr")
+    with np.load(d / "golden.npz") as z:
+        g = {k: z[k] for k in z.files}
+    n = len(g["decisions"]) // 20
+    g["decisions"][:n] = 1 - g["decisions"][:n]
+    np.savez_compressed(d / "golden.npz", **g)
+    raw = json.loads((d / "manifest.json").read_text())
+    raw["golden"]["sha256"] = sha256_of(d / "golden.npz")
+    (d / "manifest.json").write_text(json.dumps(raw))
+    res = CliRunner().invoke(cli, ["model", "verify", str(d)])
+    assert res.exit_code == 1
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "golden decisions match the fp32 reference" in last
+
+
+def test_a_tampered_golden_file_is_refused(tmp_path):
+    from edge.inference.golden import load_golden
+
+    d = copy_model(tmp_path, "beat_nsv")
+    data = bytearray((d / "golden.npz").read_bytes())
+    data[-10] ^= 0xFF
+    (d / "golden.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="golden.npz sha256"):
+        load_golden(load_manifest(d))
 
 
 def test_the_beat_model_makes_every_class_decision_on_real_beats(held_out_features):
     # the agreement above would be empty if the model only ever answered N
-    decisions = load_model(MODELS / "beat_nsv", precision="int8").run(
+    decisions = load_model(MODELS / "beat_nsv").run(
         held_out_features["beat_nsv"]).argmax(1)
     assert np.bincount(decisions, minlength=3)[[0, 2]].min() >= 50
 
@@ -150,12 +218,12 @@ def test_model_whose_input_width_differs_from_its_spec_is_refused(tmp_path):
     d = copy_model(tmp_path, "af_rr")
     beat = copy_model(tmp_path, "beat_nsv")
     # The AF manifest now points at the beat model's file (147 inputs, spec says 41).
-    src = beat / "beat_nsv.int8.onnx"
+    src = beat / "beat_nsv.fp32.onnx"
     shutil.copy(src, d / "af_rr.int8.onnx")
     man = json.loads((d / "manifest.json").read_text())
     for f in man["files"]:
         if f["path"] == "af_rr.int8.onnx":
-            f["sha256"] = load_manifest(beat).file("int8", "onnx").sha256
+            f["sha256"] = load_manifest(beat).file("fp32", "onnx").sha256
     (d / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ModelSpecError, match="inputs"):
         load_model(d)

@@ -31,8 +31,8 @@ def main() -> int:
           f"sample, {same} with the same label ({frac:.4f} of the reference)")
     print(f"labels: reference {dict(Counter(ref.values()))}, under test "
           f"{dict(Counter(test.values()))}")
-    e_ref = json.load(open(ref_j, encoding="utf-8"))["episodes"]
-    e_test = json.load(open(test_j, encoding="utf-8"))["episodes"]
+    with open(ref_j, encoding="utf-8") as a, open(test_j, encoding="utf-8") as b:
+        e_ref, e_test = json.load(a)["episodes"], json.load(b)["episodes"]
     k_ref = Counter(e["kind"] for e in e_ref)
     k_test = Counter(e["kind"] for e in e_test)
     print(f"episodes: reference {dict(k_ref)}, under test {dict(k_test)}")

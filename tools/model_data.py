@@ -26,12 +26,16 @@ from edge.inference.manifest import InputSpec  # noqa: E402
 from edge.trace.recordings import data_dir, load_wfdb  # noqa: E402
 
 #: MIT-BIH DS2 (de Chazal 2004): never calibration, golden or training rows.
-DS2 = frozenset("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 "
-                "231 232 233 234".split())
+DS2 = frozenset([
+    "100", "103", "105", "111", "113", "117", "121", "123", "200", "202", "210", "212", "213",
+    "214", "219", "221", "222", "228", "231", "232", "233", "234",
+])
 
 #: MIT-BIH DS1 (de Chazal 2004): the training records of the inter-patient protocol.
-DS1 = ("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 "
-       "223 230").split()
+DS1 = [
+    "101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124", "201",
+    "203", "205", "207", "208", "209", "215", "220", "223", "230",
+]
 
 
 def is_ds2(record: str) -> bool:

@@ -30,7 +30,8 @@ from edge.inference import load_manifest  # noqa: E402
 MODELS = ("beat_nsv", "af_rr", "ecg_quality")
 EVAL_RECORDS = {
     "beat_nsv": ["mitdb-signal-only/202", "mitdb-ds1/208"],
-    "af_rr": ["cpsc2021/data_101_6", "cpsc2021/data_101_8", "cpsc2021/data_84_1", "cpsc2021/data_21_7", "mitdb-ds1/201", "mitdb-ds1/203"],
+    "af_rr": ["cpsc2021/data_101_6", "cpsc2021/data_101_8", "cpsc2021/data_84_1",
+              "cpsc2021/data_21_7", "mitdb-ds1/201", "mitdb-ds1/203"],
     "ecg_quality": ["cinc2017-validation"],
 }
 SCHEMES = {
@@ -52,6 +53,7 @@ SCHEMES = {
 
 
 def quantize(src: Path, dst: Path, calib: np.ndarray, scheme: str) -> None:
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -60,15 +62,14 @@ def quantize(src: Path, dst: Path, calib: np.ndarray, scheme: str) -> None:
         quantize_static,
     )
 
-    import onnx
-
     act, wt, pc, rr, method, extra = SCHEMES[scheme]
     extra = dict(extra)
     exclude = extra.pop("exclude", [])
     model = onnx.load(str(src))
     for node in model.graph.node:  # name the nodes so that layers can be excluded
         if not node.name:
-            node.name = {"MatMul": "mm", "Add": "add", "Relu": "relu"}.get(node.op_type, node.op_type.lower()) + node.output[0][-1]
+            prefix = {"MatMul": "mm", "Add": "add", "Relu": "relu"}.get(node.op_type, "op")
+            node.name = prefix + node.output[0][-1]
     named = dst.with_suffix(".named.onnx")
     onnx.save(model, str(named))
     src = named

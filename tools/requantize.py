@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_data as md  # noqa: E402
 import train_common as tc  # noqa: E402
 
-from edge.inference import load_manifest  # noqa: E402
 from edge.inference import features as F  # noqa: E402
+from edge.inference import load_manifest  # noqa: E402
 from edge.inference.manifest import file_entry  # noqa: E402
 
 CPSC = [f"cpsc2021/{p.stem}" for p in sorted((md.data_dir() / "cpsc2021").glob("*.hea"))]

@@ -21,7 +21,7 @@ def cpu_summary(cpuinfo: str | None = None) -> dict[str, str]:
             cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
         except OSError:
             cpuinfo = ""
-    name, flags = "", set()
+    name, flags = "", set[str]()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()

@@ -86,6 +86,38 @@ def check_inference(cfg: EdgeConfig) -> Check:
     return Check("inference", "ok", ", ".join(runtimes))
 
 
+def check_models(cfg: EdgeConfig) -> Check:
+    """The configured models decide on this CPU as the fp32 reference does (golden rows)."""
+    from edge.errors import ModelError
+    from edge.inference import default_models_dir, load_model
+    from edge.inference.golden import check_model
+
+    ic = cfg.inference
+    root = Path(ic.models_dir) if ic.models_dir else default_models_dir()
+    names = [n for n in (ic.beat_model, ic.af_model) if n]
+    if not names:
+        return Check("models", "skip", "no model configured")
+    done, problems = [], []
+    for name in names:
+        try:
+            m = load_model(root / name, ic.backend, ic.threads, ic.precision)
+            res = check_model(m)
+        except ModelError as exc:
+            problems.append(str(exc))
+            continue
+        if res is None:
+            problems.append(f"{name}: its manifest has no golden rows to check against")
+        elif not res.ok:
+            problems.append(res.reason(f"{name} {m.format}/{m.precision}"))
+        else:
+            done.append(f"{name} {m.format}/{m.precision} {res.agreement:.1%} of {res.rows}")
+    if problems:
+        return Check("models", "fail", "; ".join(problems),
+                     "run `edge model verify`; set [inference] precision = \"fp32\" or "
+                     "reinstall the models")
+    return Check("models", "ok", "golden decisions equal: " + ", ".join(done))
+
+
 def check_bluez(cfg: EdgeConfig) -> Check:
     if not any(s.type == "ble" for s in cfg.sources):
         return Check("bluetooth", "skip", "no BLE source configured")
@@ -201,8 +233,8 @@ def check_backend(cfg: EdgeConfig, timeout: float = 5.0) -> Check:
 
 
 CHECKS: list[Callable[[EdgeConfig], Check]] = [
-    check_python, check_packages, check_inference, check_bluez, check_serial, check_clock,
-    check_disk, check_backend,
+    check_python, check_packages, check_inference, check_models, check_bluez, check_serial,
+    check_clock, check_disk, check_backend,
 ]
 
 
