@@ -83,6 +83,7 @@ def card(man: dict[str, Any], bench: dict[str, Any] | None) -> str:
             out.append(f"| {key} | {pair} | {v['decisions_equal']} | {v['max_abs_prob_diff']} "
                        f"| {v['n']} |")
     out += ["", f"Tolerance: {man.get('agreement', {}).get('tolerance', '-')}.", ""]
+    out += quantization_section(man)
     if bench:
         out += ["## Latency (`edge model bench --json`)", "",
                 f"Machine: {json.dumps(bench['machine'])}, threads {bench['threads']}.", "",
@@ -97,6 +98,58 @@ def card(man: dict[str, Any], bench: dict[str, Any] | None) -> str:
         out.append("")
     out += ["## Known limits", ""] + [f"- {lim}" for lim in man.get("limits", [])] + [""]
     return "\n".join(out)
+
+
+def quantization_section(man: dict[str, Any]) -> list[str]:
+    """Which int8 scheme, why, how int8 compares with fp32, and what each CPU computed."""
+    q = man.get("quantization")
+    if not q:
+        return []
+    out = ["## Quantization and the same decisions on every CPU", "",
+           f"Default precision: **{man.get('default_precision', 'int8')}** "
+           "(`[inference] precision = \"auto\"`).", ""]
+    o = q.get("onnx_int8", {})
+    out += [f"- ONNX int8: {o.get('format')}; activations {o.get('activations')}; weights "
+            f"{o.get('weights')}. Why: {o.get('why')}.",
+            f"- Calibration: {o.get('calibration', {}).get('method')} over "
+            f"{o.get('calibration', {}).get('rows')} rows of "
+            f"{', '.join(o.get('calibration', {}).get('records', []))}; "
+            f"{o.get('calibration', {}).get('chosen_by')}."]
+    t = q.get("tflite_int8", {})
+    if t:
+        out.append(f"- TFLite int8: {t.get('format')}. Why: {t.get('why')}.")
+    if "int8_not_shipped" in q:
+        out.append(f"- **int8 not shipped**: {q['int8_not_shipped']}.")
+    out.append("")
+    rows = q.get("int8_vs_fp32", {})
+    if rows:
+        out += ["int8 against fp32 on the same machine (reference CPU), golden rows and every "
+                "row of the golden sources:", "",
+                "| file | golden agreement | golden max abs prob diff | all rows | agreement | "
+                "fp32 decisions changed, by class |", "|---|---|---|---|---|---|"]
+        for f, v in rows.items():
+            ch = ", ".join(f"{c} {x['changed']}/{x['n']}"
+                           for c, x in v["all_rows"]["by_fp32_class"].items())
+            out.append(f"| {f} | {v['golden']['agreement']} | {v['golden']['max_prob_diff']} | "
+                       f"{v['all_rows']['rows']} | {v['all_rows']['agreement']} | {ch} |")
+        out.append("")
+    g = man.get("golden")
+    if g:
+        out += [f"Golden rows (`{g['file']}`, checked by `edge model verify` and `edge doctor`): "
+                f"{g['rows']} rows ({', '.join(f'{k} {v}' for k, v in g['rows_by_class'].items())}"
+                f") from {', '.join(g['sources'][:4])}{' ...' if len(g['sources']) > 4 else ''}; "
+                f"{g['selection']}; reference {g['reference']}; a file fails below "
+                f"{g['min_agreement']:.1%} identical decisions.", ""]
+    cross = q.get("cross_cpu")
+    if cross:
+        out += ["Measured on each CPU (`tools/check_cpus.sh`):", "",
+                "| CPU | how | date | golden (every file) | decisions on MIT-BIH 202 and 208 |",
+                "|---|---|---|---|---|"]
+        for c in cross:
+            out.append(f"| {c['cpu']} | {c['how']} | {c['date']} | {c['golden']} | "
+                       f"{c['records']} |")
+        out.append("")
+    return out
 
 
 def main() -> None:
