@@ -87,10 +87,20 @@ def build(data: Path) -> str:
     stamp = time.strftime("%Y-%m-%d")
     import onnxruntime
 
+    from edge.inference import load_model
+    from edge.inference.cpu import cpu_summary
+
+    ic = cfg.inference
+    used = ", ".join(f"{m.name} {m.format}/{m.precision}" for m in
+                     (load_model(ROOT / "models" / n, ic.backend, 1, ic.precision)
+                      for n in (ic.beat_model, ic.af_model) if n))
+    cpu = cpu_summary()
     note = (f"Generated {stamp} by `python tools/results_table.py --write-readme` "
-            "(through the live pipeline, default configuration, shipped models, "
-            f"onnxruntime {onnxruntime.__version__}: the int8 models' decisions depend "
-            "slightly on its version).")
+            "(through the live pipeline, default configuration, shipped models: "
+            f"{used}; onnxruntime {onnxruntime.__version__}; on {cpu['cpu']}, int8 "
+            f"features {cpu['int8_features']}). Every model file decides identically on "
+            "AVX2-only x86-64, AVX-512 VNNI x86-64 and arm64 (`tools/check_cpus.sh`), so "
+            "the figures do not depend on the CPU.")
     return "\n".join([note, "", *head, *rows])
 
 
