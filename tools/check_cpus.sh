@@ -58,10 +58,11 @@ arm64)
     fi
     cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
-    mkdir -p "$ROOT/proc" "$ROOT/data" "$ROOT/opt/vitals-edge"
+    mkdir -p "$ROOT/proc" "$ROOT/data" "$ROOT/opt/vitals-edge" "$ROOT/dev/pts"
     mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"   # not /sys: cpuinfo segfaults under qemu
+    mountpoint -q "$ROOT/dev/pts" || mount --bind /dev/pts "$ROOT/dev/pts"   # the demo's serial pty
     mountpoint -q "$ROOT/data" || mount --bind -o ro "$DATA" "$ROOT/data"
-    trap 'umount "$ROOT/data" "$ROOT/proc" 2>/dev/null || true' EXIT
+    trap 'umount "$ROOT/data" "$ROOT/dev/pts" "$ROOT/proc" 2>/dev/null || true' EXIT
     git ls-files -z | tar --null -T - -cf - | tar -C "$ROOT/opt/vitals-edge" -xf -
     IN=(chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8
         EDGE_DATA_DIR=/data /bin/bash -c)

@@ -543,7 +543,7 @@ def start_test_backend(db: str | Path, *, auth: str = "none", bearer_token_file:
                        client_id: str = "vitals-edge", client_public_key: str = "",
                        token_ttl: float = 300.0, tls_cert: str = "", tls_key: str = "",
                        client_ca: str = "", admin_verify: ssl.SSLContext | bool = True,
-                       port: int = 0, startup_timeout_s: float = 20.0) -> Iterator[TestBackend]:
+                       port: int = 0, startup_timeout_s: float = 90.0) -> Iterator[TestBackend]:
     """Run the test server as a subprocess on 127.0.0.1; stop it on exit."""
     cmd = [sys.executable, "-m", "edge.sync.testserver", "--port", str(port), "--db", str(db),
            "--auth", auth, "--client-id", client_id, "--token-ttl", str(token_ttl)]
@@ -561,7 +561,8 @@ def start_test_backend(db: str | Path, *, auth: str = "none", bearer_token_file:
         reader.start()
         reader.join(startup_timeout_s)
         if not line or not line[0].startswith(("http://", "https://")):
-            raise RuntimeError(f"test backend did not start (exit code {proc.poll()})")
+            raise RuntimeError(f"test backend did not start within {startup_timeout_s:g} s "
+                               f"(exit code {proc.poll()})")
         backend = TestBackend(line[0].strip(), proc, admin_verify)
         yield backend
     finally:
