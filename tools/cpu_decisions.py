@@ -101,6 +101,38 @@ def compare(ref_path: Path, test_path: Path) -> int:
     return 1 if failures else 0
 
 
+def record(results: list[Path], how: str, cpu: str) -> None:
+    """Write one CPU's results into every manifest's ``quantization.cross_cpu`` list.
+
+    ``results``: the ``*-verify.json`` of ``edge model verify --json`` and the
+    ``*-compare.txt`` of :func:`compare` that ``tools/check_cpus.sh`` wrote.
+    """
+    import time
+
+    from edge.inference import default_models_dir
+
+    verify = json.loads(next(p for p in results if p.suffix == ".json").read_text())
+    compare_txt = next(p for p in results if p.suffix == ".txt").read_text()
+    for mp in sorted(default_models_dir().glob("*/manifest.json")):
+        raw = json.loads(mp.read_text())
+        name = raw["name"]
+        files = [f for f in verify["files"] if f["model"] == name]
+        golden = ", ".join(f"{f['file'].split('.', 1)[1]} {f['golden']['agreement']:.3f}"
+                           for f in files if "golden" in f)
+        lines = [ln for ln in compare_txt.splitlines() if f" {name} " in ln]
+        fails = sum(ln.strip().startswith("FAIL") for ln in lines)
+        records = (f"{len(lines) - fails} of {len(lines)} file x record checks pass: every "
+                   "file's decisions identical to the same file on the reference CPU"
+                   if all("1.0000 equal to the same file" in ln for ln in lines)
+                   else f"{fails} of {len(lines)} file x record checks fail")
+        entry = {"cpu": cpu, "how": how, "date": time.strftime("%Y-%m-%d"),
+                 "golden": golden, "records": records}
+        q = raw.setdefault("quantization", {})
+        q["cross_cpu"] = [c for c in q.get("cross_cpu", []) if c["cpu"] != cpu] + [entry]
+        mp.write_text(json.dumps(raw, indent=2) + "\n")
+        print(mp, entry)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="action", required=True)
@@ -111,9 +143,15 @@ def main() -> None:
     c = sub.add_parser("compare")
     c.add_argument("ref", type=Path)
     c.add_argument("test", type=Path)
+    w = sub.add_parser("record", help="write one CPU's results into the manifests")
+    w.add_argument("results", type=Path, nargs=2, help="VERIFY.json COMPARE.txt")
+    w.add_argument("--how", required=True)
+    w.add_argument("--cpu", required=True)
     a = ap.parse_args()
     if a.action == "run":
         run(a.out, a.records, a.cpu)
+    elif a.action == "record":
+        record(a.results, a.how, a.cpu)
     else:
         sys.exit(compare(a.ref, a.test))
 
