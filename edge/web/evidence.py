@@ -31,6 +31,10 @@ from edge.store.outbox import Evidence
 from edge.trace.recordings import Recording
 from edge.types import Beat, ChannelSpec, Episode
 
+#: How late an episode may be raised and still get a snippet around its onset
+#: (``EvidenceRecorder``'s ``max_episode_lag_s``).
+EVIDENCE_LAG_S = 120.0
+
 
 @dataclass
 class EvidenceView:
@@ -82,7 +86,14 @@ async def annotate(episode: Episode, evidence: Evidence, config: EdgeConfig,
     x = np.asarray(evidence.samples, dtype=np.float32)
     fs = evidence.fs
     pre, post = config.evidence.pre_s, config.evidence.post_s
-    onset_s = pre if abs(x.size - int(pre * fs) - int(post * fs)) <= 1 else None
+    # The recorder cuts [onset - pre_s, onset + post_s) when its history still holds the
+    # onset, else the latest stretch (an episode raised long after it began): only the
+    # first case is certain, when the onset is late enough in the stream and the episode
+    # short enough to have been raised within the recorder's history.
+    around_onset = (abs(x.size - int(pre * fs) - int(post * fs)) <= 1
+                    and episode.onset_index >= int(pre * fs)
+                    and episode.duration <= EVIDENCE_LAG_S)
+    onset_s = pre if around_onset else None
     channel = ChannelSpec("ECG" if evidence.unit == "mV" else episode.key.stream.upper(),
                           evidence.unit)
     kind = kind_of(episode.key, (channel,))
@@ -170,6 +181,10 @@ def render_png(view: EvidenceView, path: str | Path) -> Path:
     fig.suptitle(f"{ep.kind} ({ep.priority.value}, {ep.status}) on {ep.key}: onset {onset}, "
                  f"{ep.duration:.1f} s  |  beats: {beats}",
                  fontsize=10)
+    if view.onset_s is None:
+        ax.text(0.995, 0.02, "snippet position relative to the onset not recorded "
+                "(latest stretch when raised)", transform=ax.transAxes, ha="right",
+                fontsize=8, color="#555555")
     ax.set_xlim(0, max(view.duration_s, 1e-3))
     fig.tight_layout()
     out = Path(path)

@@ -144,6 +144,7 @@ class WebServer:
     async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
+        response.headers["Server"] = "vitals-edge"  # no library versions to an unknown client
 
     def authorised(self, request: web.Request) -> bool:
         if self.token is None:
@@ -194,7 +195,7 @@ class WebServer:
         resp = web.HTTPSeeOther("/")
         resp.set_cookie(COOKIE, self._session, httponly=True, samesite="Strict", path="/",
                         secure=request.secure)
-        return resp
+        raise resp
 
     # -- API --------------------------------------------------------------------------
 
