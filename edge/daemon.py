@@ -68,6 +68,11 @@ class Daemon:
                  config_path: str | None = None) -> None:
         if not config.sources:
             raise ConfigError("no [[sources]] configured: nothing to monitor")
+        self.web_token: str | None = None
+        if config.web.listen and config.web.token_file:
+            from edge.web.auth import read_token
+
+            self.web_token = read_token(config.web.token_file)  # refused at start if unsafe
         self.config = config
         self.sources = [build_source(s, i) for i, s in enumerate(config.sources)]
         replay_clock = next((s.clock for s in self.sources
@@ -84,11 +89,6 @@ class Daemon:
         self.sync_engine: Any = None
         self._outbox: Outbox | None = None
         self.web_port: int | None = None
-        self.web_token: str | None = None
-        if config.web.listen and config.web.token_file:
-            from edge.web.auth import read_token
-
-            self.web_token = read_token(config.web.token_file)  # refused at start if unsafe
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file and apply new thresholds without touching streams."""

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -25,6 +26,7 @@ from edge.types import Beat, Block, ChannelSpec, Episode, Priority, StreamKey
 from edge.web.auth import read_token
 from edge.web.live import LiveView
 
+REPO = Path(__file__).resolve().parent.parent
 KEY = StreamKey("bed-7", "ecg")
 ECG = (ChannelSpec("MLII", "mV"),)
 
@@ -284,3 +286,21 @@ def test_a_stalled_browser_is_dropped_and_a_reading_one_is_served(tmp_path):
     dropped, still, before, after = asyncio.run(go())
     assert dropped == 1
     assert still == 1 and after > before > 0
+
+
+def test_the_daemon_refuses_to_start_with_a_token_others_can_read(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    os.chmod(token, 0o644)
+    trace = REPO / "edge" / "demo_data" / "mitdb208-5min.vetrace"
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "o.sqlite3"}"\n[ops]\nmetrics_port = -1\n'
+                   f'[web]\nlisten = "0.0.0.0:0"\ntoken_file = "{token}"\n'
+                   f'[[sources]]\ntype = "replay"\npath = "{trace}"\n')
+    r = _run_cli("run", "--config", str(cfg))
+    assert r.returncode != 0
+    assert "chmod 600" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    cfg.write_text(cfg.read_text().replace(f'token_file = "{token}"\n', ""))
+    r = _run_cli("run", "--config", str(cfg))
+    assert r.returncode != 0 and "token_file" in r.stderr and "Traceback" not in r.stderr

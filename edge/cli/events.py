@@ -111,6 +111,10 @@ def show(event_id: str, outbox: str, png: str | None, as_json: bool,
         render_png(view, png)
         data["png"] = png
         data["evidence"]["beats"] = len(view.beats)  # type: ignore[index]
+        by_class: dict[str, int] = {}
+        for _, label in view.beats:
+            by_class[label] = by_class.get(label, 0) + 1
+        data["evidence"]["beats_by_class"] = dict(sorted(by_class.items()))  # type: ignore[index]
     if as_json:
         print_json(data)
         return

@@ -141,6 +141,7 @@ class LiveView:
         self.seq = 0
         self._status: dict[str, Any] | None = None
         self._status_at = -1e9
+        self._status_episodes = 0
 
     # -- the pipeline side (never blocks, never raises into the pipeline) ---------------
 
@@ -218,10 +219,12 @@ class LiveView:
                 streams[st.id] = new
         if not self.subscribers:
             return None
-        msg: dict[str, Any] = {"type": "tick", "seq": self.seq, "streams": streams,
-                               "episodes": self.episodes_version}
-        if self._status is None or now - self._status_at >= self.config.status_every_s:
-            msg["status"] = self.status()
+        msg: dict[str, Any] = {"type": "tick", "seq": self.seq, "t": round(time.time(), 3),
+                               "streams": streams, "episodes": self.episodes_version}
+        if (self._status is None or now - self._status_at >= self.config.status_every_s
+                or self._status_episodes != self.episodes_version):
+            self._status_episodes = self.episodes_version  # the outbox panel matches the list
+            msg["status"] = self.status(force=True)
         self.seq += 1
         data = json.dumps(msg, separators=(",", ":")).encode()
         self.publish(data)

@@ -355,7 +355,8 @@ async function showEvidence(ep) {
       .join(", ") || "none") + " · RR " + (rr.length ? Math.round(Math.min(...rr) * 1000) + "–" +
       Math.round(Math.max(...rr) * 1000) + " ms" : "—") + " · quality " +
       (q.length ? Math.min(...q).toFixed(2) + "–" + Math.max(...q).toFixed(2) : "—") + " · " : "") +
-      "dashed line: onset. Beats re-detected on the snippet by the live detectors (the first seconds are their warm-up). " +
+      (ev.onset_s !== null ? "dashed line: onset. " : "the snippet's position relative to the onset " +
+      "was not recorded (an episode raised long after its onset keeps the latest stretch). ") + "Beats re-detected on the snippet by the live detectors (the first seconds are their warm-up). " +
       "`edge events show " + ep.id + " --png FILE` writes it as an image.";
 }
 
