@@ -417,6 +417,11 @@ class WebConfig:
         "is not a loopback address; when set, every request (page and API) must carry it "
         "(Authorization: Bearer, or the HttpOnly cookie the login page sets). Use TLS in "
         "front (a reverse proxy) when the token travels over a network.")
+    tls_cert: str = setting(
+        "", "PEM certificate (chain) to serve HTTPS directly; with tls_key. Empty: plain HTTP "
+        "(fine on loopback and through an SSH tunnel; off loopback the token would travel "
+        "in clear, so the daemon warns).")
+    tls_key: str = setting("", "PEM private key of tls_cert (mode 0600).")
     strip_s: float = setting(
         10.0, "Seconds of waveform the live strip shows (a bedside monitor's sweep is "
         "typically 6-10 s at 25 mm/s).", "IEC 60601-2-27 (25 mm/s sweep)")
@@ -449,6 +454,8 @@ class WebConfig:
                 f"web.listen: {self.listen!r} is not a loopback address: refused without "
                 "web.token_file (a 0600 file holding an access token); or listen on "
                 "127.0.0.1 and use an SSH tunnel")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("web: tls_cert and tls_key go together (both or neither)")
         if self.push_hz <= 0 or self.strip_s <= 0 or self.client_queue < 1:
             raise ConfigError("web: push_hz and strip_s must be positive, client_queue >= 1")
 

@@ -304,3 +304,48 @@ def test_the_daemon_refuses_to_start_with_a_token_others_can_read(tmp_path):
     cfg.write_text(cfg.read_text().replace(f'token_file = "{token}"\n', ""))
     r = _run_cli("run", "--config", str(cfg))
     assert r.returncode != 0 and "token_file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_with_tls_the_view_is_served_over_https_and_the_cookie_is_secure(tmp_path):
+    import datetime as dt
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "web.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "web.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    trust = ssl.create_default_context(cafile=str(tmp_path / "web.crt"))  # verification on
+
+    async def go():
+        server, live, outbox = await _serve(tmp_path, token=TOKEN,
+                                            tls_cert=str(tmp_path / "web.crt"),
+                                            tls_key=str(tmp_path / "web.key"))
+        async with server, httpx.AsyncClient(base_url=f"https://127.0.0.1:{server.port}",
+                                             verify=trust) as c:
+            status = (await c.get("/api/status",
+                                  headers={"Authorization": f"Bearer {TOKEN}"})).status_code
+            login = await c.post("/login", data={"token": TOKEN})
+        outbox.close()
+        return status, login.headers.get("set-cookie", "")
+
+    status, cookie = asyncio.run(go())
+    assert status == 200
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    with pytest.raises(ConfigError, match="together"):
+        WebConfig(listen="127.0.0.1:0", tls_cert=str(tmp_path / "web.crt"))

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import ssl
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -37,8 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.config import EdgeConfig
-from edge.errors import EdgeError
+from edge.config import EdgeConfig, is_loopback
+from edge.errors import ConfigError, EdgeError
 from edge.store.outbox import Outbox
 from edge.web.auth import token_matches
 from edge.web.evidence import EvidenceView
@@ -112,9 +113,11 @@ class WebServer:
         return app
 
     async def __aenter__(self) -> WebServer:
+        tls = self._tls()
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                           ssl_context=tls)
         try:
             await site.start()
         except OSError:
@@ -125,8 +128,12 @@ class WebServer:
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
         self._ticker = asyncio.get_running_loop().create_task(self.live.run(), name="web-ticker")
-        log.info("web view on http://%s:%d/ (%s)", self.host, self.port,
+        scheme = "https" if self.config.web.tls_cert else "http"
+        log.info("web view on %s://%s:%d/ (%s)", scheme, self.host, self.port,
                  "token required" if self.token else "no token: loopback only")
+        if scheme == "http" and not is_loopback(self.host):
+            log.warning("web view: listening on %s without TLS: the token travels in clear; "
+                        "set [web] tls_cert/tls_key or put a TLS proxy in front", self.host)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -138,6 +145,18 @@ class WebServer:
             task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _tls(self) -> ssl.SSLContext | None:
+        w = self.config.web
+        if not w.tls_cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(w.tls_cert, w.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"web.tls_cert/tls_key: cannot load ({exc})") from exc
+        return ctx
 
     # -- middleware and headers -------------------------------------------------------
 
