@@ -415,8 +415,9 @@ class WebConfig:
     token_file: str = setting(
         "", "A file holding the access token (mode 0600, owner only). Required when listen "
         "is not a loopback address; when set, every request (page and API) must carry it "
-        "(Authorization: Bearer, or the HttpOnly cookie the login page sets). Use TLS in "
-        "front (a reverse proxy) when the token travels over a network.")
+        "(Authorization: Bearer, or the HttpOnly cookie the login page sets). Off loopback "
+        "use TLS too (tls_cert/tls_key, or a TLS proxy in front), or the token travels in "
+        "clear.")
     tls_cert: str = setting(
         "", "PEM certificate (chain) to serve HTTPS directly; with tls_key. Empty: plain HTTP "
         "(fine on loopback and through an SSH tunnel; off loopback the token would travel "
