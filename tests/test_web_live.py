@@ -349,3 +349,25 @@ def test_with_tls_the_view_is_served_over_https_and_the_cookie_is_secure(tmp_pat
     assert "Secure" in cookie and "HttpOnly" in cookie
     with pytest.raises(ConfigError, match="together"):
         WebConfig(listen="127.0.0.1:0", tls_cert=str(tmp_path / "web.crt"))
+
+
+def test_a_silent_waveform_is_flagged_but_a_slow_numeric_source_is_not(tmp_path):
+    from edge.pipeline import Pipeline
+    from edge.types import VitalKind, VitalSample
+    from edge.web.status import build_status
+
+    config = EdgeConfig(web=WebConfig(stale_s=0.05))
+    live = LiveView(config.web)
+    live.on_block(block(0, 90))
+    cuff = StreamKey("cuff-3", "vitals")
+    asyncio.run(live.handle(VitalSample(cuff, VitalKind.SYSTOLIC_BP, 128.0, "mm[Hg]", 0.0,
+                                        time.monotonic())))
+    fresh = {d["device"]: d for d in build_status(config, [], Pipeline(lambda ctx: []), None,
+                                                  live)["sources"]}
+    assert not fresh["bed-7"]["silent"] and not fresh["cuff-3"]["silent"]
+    assert fresh["cuff-3"]["numerics"]["systolic_bp"]["value"] == 128.0
+    time.sleep(0.2)  # longer than stale_s: the ECG has stopped, the cuff reports rarely
+    later = {d["device"]: d for d in build_status(config, [], Pipeline(lambda ctx: []), None,
+                                                  live)["sources"]}
+    assert later["bed-7"]["silent"] and later["bed-7"]["link"] == "silent"
+    assert not later["cuff-3"]["silent"] and later["cuff-3"]["waveform_age_s"] is None

@@ -29,6 +29,9 @@ def source_device(cfg: SourceConfig, src: Source, index: int) -> str:
     dev = getattr(src, "device", "") or getattr(getattr(src, "key", None), "device", "")
     if dev:
         return str(dev)
+    hello = getattr(src, "hello", None)  # serial: the id the wearable announced
+    if hello is not None and isinstance(getattr(hello, "device_id", None), int):
+        return f"{hello.device_id:016x}"
     return f"replay{index}" if cfg.type == "replay" else f"{cfg.type}{index}"
 
 
@@ -81,10 +84,14 @@ def build_status(config: EdgeConfig, sources: Sequence[tuple[SourceConfig, Sourc
                 if p.name == "news2" and getattr(p, "latest", None) is not None:
                     news2 = p.latest.to_dict()  # type: ignore[attr-defined]
             age = _age(now, st.last_sample)
+            # a waveform streams continuously: silence is a fault. Numeric-only streams
+            # (a cuff, a thermometer) may report once in minutes: their age is shown,
+            # their link state decides
+            waveform = st.kind != "vitals"
             streams.append({"id": st.id, "stream": key.stream, "kind": st.kind, "fs": st.fs,
                             "last_sample_age_s": age, "gaps": st.gaps, "samples": st.samples,
                             "quality": quality,
-                            "silent": age is None or age > stale_s})
+                            "silent": waveform and (age is None or age > stale_s)})
         numerics = {k: {"value": round(v.value, 1), "unit": v.unit, "age_s": _age(now, v.at),
                         "quality": round(v.quality, 2), "source": v.source}
                     for k, v in sorted(live.vitals.get(dev, {}).items(),
@@ -93,13 +100,22 @@ def build_status(config: EdgeConfig, sources: Sequence[tuple[SourceConfig, Sourc
         ages: list[float] = [s["last_sample_age_s"] for s in streams
                              if s["last_sample_age_s"] is not None]
         newest = min(ages) if ages else None
-        silent = newest is None or newest > stale_s
+        wave_ages: list[float] = [s["last_sample_age_s"] for s in streams
+                                  if s["kind"] != "vitals" and s["last_sample_age_s"] is not None]
+        has_waveform = any(s["kind"] != "vitals" for s in streams)
+        newest_wave = min(wave_ages) if wave_ages else None
+        silent = (d["connected"] is False
+                  or (has_waveform and (newest_wave is None or newest_wave > stale_s))
+                  or (not streams and d["connected"] is None))
         if d["connected"] is not None:
             link = "connected" if d["connected"] else "disconnected"
         else:
             link = "silent" if silent else "streaming"
         out.append({**d, "patient": found[0] if found else None, "link": link,
                     "last_sample_age_s": newest, "silent": silent,
+                    # seconds since the newest waveform sample: what the page ages between
+                    # status updates (None: no waveform, staleness by link state only)
+                    "waveform_age_s": newest_wave,
                     "gaps": sum(s["gaps"] for s in streams), "streams": streams,
                     "numerics": numerics, "news2": news2})
     return {"time": time.time(), "stale_s": stale_s, "strip_s": config.web.strip_s,

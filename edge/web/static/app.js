@@ -267,11 +267,12 @@ function checkStale() {
            " s (daemon stopped or connection lost). Values below are old.";
   } else if (view.status) {
     const since = (Date.now() - view.statusAt) / 1000;
-    const silent = view.status.sources.filter(src => src.silent || (src.last_sample_age_s !== null &&
-                                             src.last_sample_age_s + since > view.staleS));
+    const age = src => src.waveform_age_s === null ? null : src.waveform_age_s + since;
+    const silent = view.status.sources.filter(src => src.silent ||
+                                              (age(src) !== null && age(src) > view.staleS));
     if (silent.length) {
       text = "STALE DATA: no signal from " + silent.map(src => "device " + src.device + " (" +
-             fmtAge(src.last_sample_age_s === null ? null : src.last_sample_age_s + since) +
+             (src.link === "disconnected" ? "disconnected" : fmtAge(age(src)) + " silent") +
              ")").join(", ");
     }
   }
