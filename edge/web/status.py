@@ -23,7 +23,12 @@ NUMERICS = ("heart_rate", "pulse_rate", "spo2", "resp_rate", "temperature",
 
 
 def source_device(cfg: SourceConfig, src: Source, index: int) -> str:
-    """The device id a source's streams carry (configured, learnt from the device, or default)."""
+    """The device id a source's streams carry (recorded in a trace, configured, learnt from
+    the device, or default)."""
+    info = getattr(src, "info", None)  # a trace replays the device ids it recorded
+    streams = getattr(info, "streams", None)
+    if isinstance(streams, dict) and streams:
+        return str(next(iter(streams.values()))[0].device)
     if cfg.device:
         return cfg.device
     dev = getattr(src, "device", "") or getattr(getattr(src, "key", None), "device", "")

@@ -272,7 +272,8 @@ function checkStale() {
                                               (age(src) !== null && age(src) > view.staleS));
     if (silent.length) {
       text = "STALE DATA: no signal from " + silent.map(src => "device " + src.device + " (" +
-             (src.link === "disconnected" ? "disconnected" : fmtAge(age(src)) + " silent") +
+             (src.link === "disconnected" ? "disconnected" :
+              age(src) === null ? "no sample yet" : fmtAge(age(src)) + " silent") +
              ")").join(", ");
     }
   }
