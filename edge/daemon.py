@@ -205,15 +205,6 @@ class Daemon:
         live = LiveView(self.config.web)
         pairs = list(zip(self.config.sources, self.sources, strict=True))
         live.status_fn = lambda: build_status(self.config, pairs, self.pipeline, outbox, live)
-        self.pipeline.sinks.append(live)  # after the outbox sink: an episode shown is stored
-        previous = self.pipeline.on_block
-
-        def on_block(block: Any) -> None:
-            live.on_block(block)
-            if previous is not None:
-                previous(block)
-
-        self.pipeline.on_block = on_block
 
         async def evidence_of(event_id: str) -> EvidenceView | None:
             row, ev = outbox.get(event_id), outbox.evidence(event_id)
@@ -228,6 +219,17 @@ class Daemon:
         except OSError as exc:
             log.error("web view off: cannot listen on %s (%s); monitoring continues",
                       self.config.web.listen, exc.strerror or exc)
+            return
+        # tapped only once served (its ticker empties the buffers the tap fills)
+        self.pipeline.sinks.append(live)  # after the outbox sink: an episode shown is stored
+        previous = self.pipeline.on_block
+
+        def on_block(block: Any) -> None:
+            live.on_block(block)
+            if previous is not None:
+                previous(block)
+
+        self.pipeline.on_block = on_block
 
     async def run(self) -> DaemonResult:
         loop = asyncio.get_running_loop()

@@ -132,21 +132,31 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60)
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in process (as a user runs it; output and exit code)."""
+    from click.testing import CliRunner
+
+    from edge.cli.main import cli
+
+    r = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+
 def test_config_check_applies_the_token_rule(tmp_path):
     token = tmp_path / "token"
     token.write_text("0123456789abcdef0123456789abcdef")
     os.chmod(token, 0o640)
     cfg = tmp_path / "edge.toml"
     cfg.write_text('[web]\nlisten = "0.0.0.0:8080"\n')
-    r = _run_cli("config", "check", str(cfg))
+    r = _cli("config", "check", str(cfg))
     assert r.returncode != 0 and "token_file" in r.stderr and "Traceback" not in r.stderr
     cfg.write_text(f'[web]\nlisten = "0.0.0.0:8080"\ntoken_file = "{token}"\n')
-    r = _run_cli("config", "check", str(cfg))
+    r = _cli("config", "check", str(cfg))
     assert r.returncode != 0 and "chmod 600" in r.stderr and "Traceback" not in r.stderr
     os.chmod(token, 0o600)
-    r = _run_cli("config", "check", str(cfg))
+    r = _cli("config", "check", str(cfg))
     assert r.returncode == 0, r.stderr
-    example = _run_cli("config", "example").stdout
+    example = _cli("config", "example").stdout
     assert '[web]\n' in example and 'listen = ""' in example and "SSH tunnel" in example
 
 
@@ -297,12 +307,12 @@ def test_the_daemon_refuses_to_start_with_a_token_others_can_read(tmp_path):
     cfg.write_text(f'[store]\npath = "{tmp_path / "o.sqlite3"}"\n[ops]\nmetrics_port = -1\n'
                    f'[web]\nlisten = "0.0.0.0:0"\ntoken_file = "{token}"\n'
                    f'[[sources]]\ntype = "replay"\npath = "{trace}"\n')
-    r = _run_cli("run", "--config", str(cfg))
+    r = _cli("run", "--config", str(cfg))
     assert r.returncode != 0
     assert "chmod 600" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     cfg.write_text(cfg.read_text().replace(f'token_file = "{token}"\n', ""))
-    r = _run_cli("run", "--config", str(cfg))
+    r = _cli("run", "--config", str(cfg))
     assert r.returncode != 0 and "token_file" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -371,3 +381,30 @@ def test_a_silent_waveform_is_flagged_but_a_slow_numeric_source_is_not(tmp_path)
                                                   live)["sources"]}
     assert later["bed-7"]["silent"] and later["bed-7"]["link"] == "silent"
     assert not later["cuff-3"]["silent"] and later["cuff-3"]["waveform_age_s"] is None
+
+
+def test_a_ppg_stream_gets_its_own_strip():
+    live = LiveView(WebConfig())
+    ppg = StreamKey("wrist-2", "ppg")
+    data = np.zeros((64, 1), dtype=np.float32)
+    live.on_block(Block(ppg, (ChannelSpec("PPG", "1"),), 64.0, 0, 0, 0.0, 0.0, data))
+    live.on_block(block(0, 90))
+    _, first = live.subscribe()
+    kinds = {s["id"]: s["kind"] for s in json.loads(first)["streams"]}
+    assert kinds == {"wrist-2/ppg": "ppg", "bed-7/ecg": "ecg"}
+
+
+def test_a_busy_web_port_is_one_line_and_monitoring_goes_on(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        trace = REPO / "edge" / "demo_data" / "mitdb208-5min.vetrace"
+        cfg = tmp_path / "edge.toml"
+        cfg.write_text(f'[store]\npath = "{tmp_path / "o.sqlite3"}"\n[ops]\nmetrics_port = -1\n'
+                       f'[web]\nlisten = "127.0.0.1:{port}"\n'
+                       f'[[sources]]\ntype = "replay"\npath = "{trace}"\nspeed = 100.0\n')
+        r = _run_cli("run", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "web view off: cannot listen" in r.stderr and "Traceback" not in r.stderr
+    assert "stopped after" in r.stdout
