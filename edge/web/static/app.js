@@ -63,7 +63,7 @@ function plotOptions(st) {
   return {
     width, height: st.kind === "ecg" ? 190 : 120,
     legend: { show: false }, cursor: { show: false },
-    scales: { x: { time: false, range: [-view.stripS, 0] } },
+    scales: { x: { time: false, range: [-view.stripS, 0] }, y: { range: headroom } },
     axes: [
       { stroke: "#8b949e", grid: { stroke: "#2b3440", width: 1 }, ticks: { stroke: "#2b3440" },
         values: (u, vals) => vals.map(v => v + " s") },
@@ -74,6 +74,13 @@ function plotOptions(st) {
                    points: { show: false } }],
     hooks: { draw: [u => drawBeats(u, st)] },
   };
+}
+
+/* room above the signal for the beat labels */
+function headroom(u, min, max) {
+  if (min === null || max === null) return [-1, 1];
+  const span = Math.max(max - min, 0.5);
+  return [min - 0.05 * span, max + 0.3 * span];
 }
 
 function drawBeats(u, st) {
@@ -334,7 +341,8 @@ async function showEvidence(ep) {
   const st = { fs: ev.fs, beats: ev.beats };
   const opts = {
     width: Math.max(300, box.clientWidth || document.body.clientWidth - 60), height: 200,
-    legend: { show: false }, cursor: { show: false }, scales: { x: { time: false } },
+    legend: { show: false }, cursor: { show: false },
+    scales: { x: { time: false }, y: { range: headroom } },
     axes: [{ stroke: "#8b949e", grid: { stroke: "#2b3440" }, values: (u, v) => v.map(x => x + " s") },
            { stroke: "#8b949e", grid: { stroke: "#2b3440" }, size: 50 }],
     series: [{}, { stroke: KIND_COLOURS[ev.kind] || "#ddd", width: 1.2, points: { show: false } }],
