@@ -206,11 +206,17 @@ class Daemon:
         pairs = list(zip(self.config.sources, self.sources, strict=True))
         live.status_fn = lambda: build_status(self.config, pairs, self.pipeline, outbox, live)
 
+        one_at_a_time = asyncio.Semaphore(1)
+
         async def evidence_of(event_id: str) -> EvidenceView | None:
             row, ev = outbox.get(event_id), outbox.evidence(event_id)
             if row is None or ev is None:
                 return None
-            return await annotate(row.episode, ev, self.config, self.models)
+            # beats are re-detected in a worker thread (its own event loop), one snippet at a
+            # time, so the live pipeline's loop stays responsive while a page asks
+            async with one_at_a_time:
+                return await asyncio.to_thread(
+                    asyncio.run, annotate(row.episode, ev, self.config, self.models))
 
         try:
             server = await stack.enter_async_context(

@@ -41,10 +41,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     """A headless Chromium driven by Playwright; skips (or, with EDGE_REQUIRE_BROWSER=1,
-    fails) with the reason when either is missing."""
+    fails) with the reason when either is missing.
+
+    Module scope: Playwright's sync API keeps an event loop running in this thread while
+    it is open, so it must be closed before other modules' tests call asyncio.run().
+    """
     reason = None
     try:
         from playwright.sync_api import sync_playwright

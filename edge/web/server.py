@@ -179,7 +179,12 @@ class WebServer:
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
         if request.path in _OPEN_PATHS or self.authorised(request):
-            return await handler(request)
+            try:
+                return await handler(request)
+            except EdgeError as exc:  # e.g. the outbox unreadable: one line, the daemon goes on
+                log.error("web view: %s failed: %s", request.path.split("/")[2:3] or "page",
+                          type(exc).__name__)
+                return _json({"error": "temporarily unavailable"}, 503)
         if request.path.startswith("/api/"):
             return web.Response(
                 text='{"error":"unauthorized: send Authorization: Bearer TOKEN"}', status=401,
