@@ -10,8 +10,10 @@ fetch the episode list and the status every 2 s, as the page does (default), or
 with ``--browser`` real pages in Debian's headless Chromium (Playwright), whose
 own CPU is not counted (they compete for the same 2 cores, so the figure is
 then an upper bound). Also reports the age of each update when a client
-receives it (built at tick time; a sample waits at most one tick, 1/push_hz,
-before it is sent) and whether any client was dropped.
+receives it, and from the arrival of the oldest block in it to the client
+(sample-to-client: at most one tick, 1/push_hz, of waiting plus transport;
+the browser draws it on its next animation frame), and whether any client was
+dropped.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ async def sse_clients(port: int, tabs: int, seconds: float) -> dict:
     import httpx
 
     ages: list[float] = []
+    lags: list[float] = []
     messages = 0
 
     async def tab(c: httpx.AsyncClient) -> None:
@@ -107,6 +110,8 @@ async def sse_clients(port: int, tabs: int, seconds: float) -> dict:
                         messages += 1
                         if "t" in msg:
                             ages.append(time.time() - msg["t"])
+                        if msg["type"] == "tick" and msg["streams"]:  # block arrival -> here
+                            lags.append(time.time() - msg["t"] + msg["waited_ms"] / 1000)
         finally:
             poller.cancel()
 
@@ -117,7 +122,11 @@ async def sse_clients(port: int, tabs: int, seconds: float) -> dict:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     ages.sort()
+    lags.sort()
     return {"messages": messages,
+            "sample_to_client_ms_p50": round(1000 * statistics.median(lags), 1)
+            if lags else None,
+            "sample_to_client_ms_max": round(1000 * lags[-1], 1) if lags else None,
             "update_age_ms_p50": round(1000 * statistics.median(ages), 1) if ages else None,
             "update_age_ms_p99": round(1000 * ages[int(0.99 * (len(ages) - 1))], 1)
             if ages else None}

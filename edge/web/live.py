@@ -61,12 +61,15 @@ class StreamLive:
     last_sample: float | None = None  # time.monotonic() of the newest block or vital
     gaps: int = 0
     samples: int = 0
+    first_new_at: float | None = None  # time.monotonic() the oldest unsent block arrived
 
     @property
     def id(self) -> str:
         return str(self.key)
 
     def push(self, first: int, y: np.ndarray, now: float) -> None:
+        if not self.new_chunks:
+            self.first_new_at = now
         self.chunks.append((first, y))
         self.new_chunks.append((first, y))
         self.kept += y.size
@@ -213,13 +216,17 @@ class LiveView:
         """
         now = time.monotonic()
         streams = {}
+        waited = 0.0  # longest a sample in this update waited since its block arrived
         for st in self.streams.values():
+            if st.new_chunks and st.first_new_at is not None:
+                waited = max(waited, now - st.first_new_at)
             new = st.take_new()
             if new is not None and st.kind != "vitals":
                 streams[st.id] = new
         if not self.subscribers:
             return None
         msg: dict[str, Any] = {"type": "tick", "seq": self.seq, "t": round(time.time(), 3),
+                               "waited_ms": round(1000 * waited, 1),
                                "streams": streams, "episodes": self.episodes_version}
         if (self._status is None or now - self._status_at >= self.config.status_every_s
                 or self._status_episodes != self.episodes_version):
