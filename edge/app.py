@@ -34,7 +34,16 @@ from edge.pipeline import Output, Pipeline, PipelineStats, Processor, StreamCont
 from edge.sources.base import Source
 from edge.store.outbox import Outbox, OutboxSink
 from edge.trace.recordings import ECG_LEADS
-from edge.types import Beat, Block, Episode, Gap, StreamKey, VitalKind, VitalSample
+from edge.types import (
+    Beat,
+    Block,
+    ChannelSpec,
+    Episode,
+    Gap,
+    StreamKey,
+    VitalKind,
+    VitalSample,
+)
 
 _ECG_STREAMS = {"ecg", "ekg"}
 _PPG_NAMES = ("PPG", "PLETH")
@@ -43,13 +52,18 @@ _RESP_NAMES = ("RESP",)
 
 def stream_kind(ctx: StreamContext) -> str:
     """``ecg``, ``ppg``, ``resp`` (waveforms) or ``vitals`` (numeric samples only)."""
-    names = [c.name.upper() for c in ctx.channels]
-    if ctx.key.stream.lower() in _ECG_STREAMS or any(n in ECG_LEADS for n in names):
+    return kind_of(ctx.key, ctx.channels)
+
+
+def kind_of(key: StreamKey, channels: Sequence[ChannelSpec]) -> str:
+    """The kind of a stream from its key and channels (see :func:`stream_kind`)."""
+    names = [c.name.upper() for c in channels]
+    if key.stream.lower() in _ECG_STREAMS or any(n in ECG_LEADS for n in names):
         return "ecg"
-    if ctx.key.stream.lower() in ("ppg", "pleth") or any(n.startswith(_PPG_NAMES)
-                                                         for n in names):
+    if key.stream.lower() in ("ppg", "pleth") or any(n.startswith(_PPG_NAMES)
+                                                     for n in names):
         return "ppg"
-    if ctx.key.stream.lower() == "resp" or any(n.startswith(_RESP_NAMES) for n in names):
+    if key.stream.lower() == "resp" or any(n.startswith(_RESP_NAMES) for n in names):
         return "resp"
     return "vitals"
 

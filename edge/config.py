@@ -380,6 +380,91 @@ class OpsConfig:
     status_every_s: float = setting(10.0, "How often the systemd STATUS line is refreshed.")
 
 
+def _split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8080`` for IPv6) -> (host, port); ConfigError when malformed."""
+    host, sep, port = listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"web.listen: expected 'HOST:PORT' (e.g. '127.0.0.1:8080'), "
+                          f"got {listen!r}")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The read-only bedside web view (``edge run`` serves it when ``listen`` is set)."""
+
+    listen: str = setting(
+        "", "Where the web view listens, 'HOST:PORT'. Empty (the default): no web view. "
+        "Off by default because it shows live patient signals: switch it on where someone "
+        "needs to look. Use '127.0.0.1:8080' (loopback) and reach it on the Pi itself or "
+        "through an SSH tunnel; any other address is refused unless token_file is set.",
+        "engineering choice; IEC 80001-1 (risk management of networked medical IT)")
+    token_file: str = setting(
+        "", "A file holding the access token (mode 0600, owner only). Required when listen "
+        "is not a loopback address; when set, every request (page and API) must carry it "
+        "(Authorization: Bearer, or the HttpOnly cookie the login page sets). Off loopback "
+        "use TLS too (tls_cert/tls_key, or a TLS proxy in front), or the token travels in "
+        "clear.")
+    tls_cert: str = setting(
+        "", "PEM certificate (chain) to serve HTTPS directly; with tls_key. Empty: plain HTTP "
+        "(fine on loopback and through an SSH tunnel; off loopback the token would travel "
+        "in clear, so the daemon warns).")
+    tls_key: str = setting("", "PEM private key of tls_cert (mode 0600).")
+    strip_s: float = setting(
+        10.0, "Seconds of waveform the live strip shows (a bedside monitor's sweep is "
+        "typically 6-10 s at 25 mm/s).", "IEC 60601-2-27 (25 mm/s sweep)")
+    push_hz: float = setting(
+        5.0, "Live updates per second sent to each open page (new samples and beats since "
+        "the last one). 5 Hz keeps sample-to-screen under 1 s with every block size used "
+        "here (0.25 s) and batches work: one message is built per tick for all clients.")
+    status_every_s: float = setting(
+        1.0, "How often the numerics, link and outbox summary are recomputed and pushed "
+        "(shared by all clients; the outbox is read at most this often).")
+    stale_s: float = setting(
+        3.0, "A source with no sample for this long is shown as silent (stale-data banner); "
+        "the page also shows it when it hears nothing from the daemon for this long. Above "
+        "the longest normal interval between blocks (0.25-1 s) with margin; the banner "
+        "then shows within 5 s of the data stopping.")
+    client_queue: int = setting(
+        25, "Messages waiting for one client before it is dropped (5 s at 5 Hz). A slow or "
+        "stalled browser is disconnected, never waited for: the pipeline is not slowed. "
+        "The page reconnects by itself.")
+    max_clients: int = setting(
+        50, "At most this many live connections; more are refused with 503 (bounds the "
+        "daemon's memory and CPU: 20 tabs cost it under 5 % of a core, see README).")
+
+    def __post_init__(self) -> None:
+        if not self.listen:
+            return
+        host, _ = _split_listen(self.listen)
+        if not is_loopback(host) and not self.token_file:
+            raise ConfigError(
+                f"web.listen: {self.listen!r} is not a loopback address: refused without "
+                "web.token_file (a 0600 file holding an access token); or listen on "
+                "127.0.0.1 and use an SSH tunnel")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("web: tls_cert and tls_key go together (both or neither)")
+        if self.push_hz <= 0 or self.strip_s <= 0 or self.client_queue < 1:
+            raise ConfigError("web: push_hz and strip_s must be positive, client_queue >= 1")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return _split_listen(self.listen)
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     """One sensor source the daemon reads (a ``[[sources]]`` table)."""
@@ -974,6 +1059,7 @@ class EdgeConfig:
     vital_rules: VitalRulesConfig = field(default_factory=VitalRulesConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     news2: News2Config = field(default_factory=News2Config)
+    web: WebConfig = field(default_factory=WebConfig)
     patients: dict[str, PatientConfig] = field(
         default_factory=dict,
         metadata={"rationale": "Per-patient clinician settings and overrides: one "

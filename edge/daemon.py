@@ -68,6 +68,11 @@ class Daemon:
                  config_path: str | None = None) -> None:
         if not config.sources:
             raise ConfigError("no [[sources]] configured: nothing to monitor")
+        self.web_token: str | None = None
+        if config.web.listen and config.web.token_file:
+            from edge.web.auth import read_token
+
+            self.web_token = read_token(config.web.token_file)  # refused at start if unsafe
         self.config = config
         self.sources = [build_source(s, i) for i, s in enumerate(config.sources)]
         replay_clock = next((s.clock for s in self.sources
@@ -83,6 +88,7 @@ class Daemon:
         self.reloads = 0
         self.sync_engine: Any = None
         self._outbox: Outbox | None = None
+        self.web_port: int | None = None
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file and apply new thresholds without touching streams."""
@@ -185,6 +191,52 @@ class Daemon:
             log.warning("final sync incomplete (%s); events stay in the outbox",
                         type(exc).__name__)
 
+    async def _start_web(self, stack: contextlib.AsyncExitStack, outbox: Outbox) -> None:
+        """The read-only web view ([web] listen): a live tap on the pipeline, and its server.
+
+        aiohttp is imported here only, so a daemon without [web] never loads it.
+        A port that cannot be bound is one error line; monitoring goes on.
+        """
+        from edge.web.evidence import EvidenceView, annotate
+        from edge.web.live import LiveView
+        from edge.web.server import WebServer
+        from edge.web.status import build_status
+
+        live = LiveView(self.config.web)
+        pairs = list(zip(self.config.sources, self.sources, strict=True))
+        live.status_fn = lambda: build_status(self.config, pairs, self.pipeline, outbox, live)
+
+        one_at_a_time = asyncio.Semaphore(1)
+
+        async def evidence_of(event_id: str) -> EvidenceView | None:
+            row, ev = outbox.get(event_id), outbox.evidence(event_id)
+            if row is None or ev is None:
+                return None
+            # beats are re-detected in a worker thread (its own event loop), one snippet at a
+            # time, so the live pipeline's loop stays responsive while a page asks
+            async with one_at_a_time:
+                return await asyncio.to_thread(
+                    asyncio.run, annotate(row.episode, ev, self.config, self.models))
+
+        try:
+            server = await stack.enter_async_context(
+                WebServer(self.config, live, outbox, evidence_of, self.web_token))
+            self.web_port = server.port
+        except OSError as exc:
+            log.error("web view off: cannot listen on %s (%s); monitoring continues",
+                      self.config.web.listen, exc.strerror or exc)
+            return
+        # tapped only once served (its ticker empties the buffers the tap fills)
+        self.pipeline.sinks.append(live)  # after the outbox sink: an episode shown is stored
+        previous = self.pipeline.on_block
+
+        def on_block(block: Any) -> None:
+            live.on_block(block)
+            if previous is not None:
+                previous(block)
+
+        self.pipeline.on_block = on_block
+
     async def run(self) -> DaemonResult:
         loop = asyncio.get_running_loop()
         ops = self.config.ops
@@ -211,6 +263,8 @@ class Daemon:
                             log.error("metrics endpoint off: cannot listen on %s:%d (%s); "
                                       "monitoring continues", ops.metrics_host,
                                       ops.metrics_port, exc.strerror or exc)
+                    if self.config.web.listen:
+                        await self._start_web(stack, outbox)
                     async with asyncio.TaskGroup() as tg:
                         supervisor = tg.create_task(self._supervise(), name="supervisor")
                         syncer = (tg.create_task(self._sync(outbox), name="sync")

@@ -220,6 +220,10 @@ class Pipeline:
         """Every processor of every stream (for reconfiguration and model reloads)."""
         return [p for s in self._streams.values() for p in s.processors]
 
+    def stream_processors(self) -> dict[StreamKey, list[Processor]]:
+        """Each stream's processors, in order (for status displays: latest quality, NEWS2)."""
+        return {key: list(s.processors) for key, s in self._streams.items()}
+
     def queue_depth(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 

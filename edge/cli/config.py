@@ -23,6 +23,10 @@ def example() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 @edge_errors
 def check(path: str) -> None:
-    """Check PATH: every key known, every value of the right type."""
-    load_config(path)
+    """Check PATH: every key known, every value of the right type, the web token rule."""
+    cfg = load_config(path)
+    if cfg.web.listen and cfg.web.token_file:
+        from edge.web.auth import read_token
+
+        read_token(cfg.web.token_file)  # mode 0600, long enough
     click.echo(f"{path}: ok")

@@ -337,6 +337,22 @@ class Outbox:
         lim = f" LIMIT {int(limit)}" if limit else ""
         return list(self._rows(f"{where} ORDER BY onset{lim}", args))
 
+    def recent(self, limit: int = 100) -> list[StoredEvent]:
+        """The newest ``limit`` events, newest onset first."""
+        return list(self._rows("ORDER BY onset DESC LIMIT ?", (int(limit),)))
+
+    def evidence_ids(self, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` have an evidence snippet stored."""
+        if not event_ids:
+            return set()
+        marks = ",".join("?" * len(event_ids))
+        try:
+            rows = self._db.execute(
+                f"SELECT event_id FROM evidence WHERE event_id IN ({marks})", event_ids)
+            return {r[0] for r in rows.fetchall()}
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot read evidence ({exc})") from exc
+
     def get(self, event_id: str) -> StoredEvent | None:
         rows = list(self._rows("WHERE id=?", (event_id,)))
         return rows[0] if rows else None
