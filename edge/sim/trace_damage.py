@@ -100,7 +100,7 @@ def mutate(raw: bytes, head: int, recs: list[Rec], rng: np.random.Generator, kin
         return int(np.searchsorted(starts, pos, side="right")) - 1
 
     if kind == "flip":
-        count = int(min(rng.integers(1, 51), size - head))
+        count = min(int(rng.integers(1, 51)), size - head)
         out = bytearray(raw)
         positions = head + rng.choice(size - head, count, replace=False)  # never twice
         for p in positions:

@@ -483,6 +483,7 @@ class _Reader:
             last.length += end - start  # one stretch: extend it
             last.records_skipped += records
             last.torn_tail = torn
+            last.note = last.note or note
             dmg = last
         else:
             dmg = Damage(start, end - start, torn, records, note=note)
