@@ -361,3 +361,12 @@ def test_the_shipped_demo_trace_is_unchanged_and_reads_intact(tmp_path):
     shutil.copy(DEMO, copy)
     info, items = read_trace(copy)
     assert _samples(list(items)) == DEMO_SAMPLES and info.complete
+
+
+def test_bench_on_a_damaged_trace_names_the_damage(run, damaged):
+    result = run("bench", "--record", str(damaged), "--repeats", "1", "--json")
+    assert result.exit_code == 0
+    assert result.stderr.count("trace damaged") == 1
+    out = json.loads(result.stdout)
+    assert out["trace"]["damaged"]
+    assert out["signal_seconds"] == round((DEMO_SAMPLES - out["trace"]["samples_lost"]) / 360, 1)

@@ -6,10 +6,13 @@ Documented in ``docs/trace-format.md``. In short::
     header  = "VEDGETRC" u16 version u16 reserved u32 json_len json u32 crc32
     record  = u32 payload_len u8 type payload u32 crc32(type + payload)
 
-All integers little-endian. Records are appended and flushed one at a time,
-so a crash (power loss, kill -9) can only leave a partial *last* record: the
-reader stops at the first record whose length runs past the end of the file
-or whose CRC fails, and reports how many bytes it had to drop.
+All integers little-endian. Records are appended and flushed one at a time
+(forced to disk on the schedule of :class:`~edge.config.TraceConfig`), so a
+crash can only tear the *last* record. Damage elsewhere (flipped bits, lost
+or added bytes) costs only the records it touches: the reader resynchronises
+on the next whole, CRC-checked and plausible record, yields a ``corrupt``
+:class:`~edge.types.Gap` for the samples lost, and reports each damaged
+stretch in :attr:`TraceInfo.damage`.
 """
 
 from __future__ import annotations
