@@ -170,8 +170,9 @@ class TraceConfig:
         "While records flow, the recorder forces what it wrote to the card (os.fsync) at most "
         "this long after the previous fsync, so a power cut loses at most about this much "
         "wall time of recording (a crash of the process alone loses nothing: every record is "
-        "flushed to the OS). One fsync a second is negligible wear for an SD card, whose "
-        "flash pages are rewritten per fsync; 0 = only when the recording ends.",
+        "flushed to the OS). One fsync a second rewrites at most one partly filled flash "
+        "page a second: little wear next to the OS's own writes. 0 = only when the "
+        "recording ends (and whenever the kernel writes back).",
         "engineering choice; Linux writes dirty pages back within about 30 s by itself "
         "(vm.dirty_expire_centisecs)",
     )

@@ -119,10 +119,14 @@ def mutate(raw: bytes, head: int, recs: list[Rec], rng: np.random.Generator, kin
         while True:
             pos = int(rng.integers(head, size))
             k = int(rng.integers(1, min(4096, size - pos) + 1))
-            # whole records cut out exactly leave a consistent file: nothing a reader can
-            # see as damage (the pipeline marks the sample-index jump as a sequence gap)
-            if containing(pos) == containing(pos - 1) or pos + k == size or \
-                    containing(pos + k) == containing(pos + k - 1):
+            if pos + k == size:
+                break
+            # a cut that leaves whole records behind (exactly between records, or where two
+            # records of the same length begin alike) is a consistent file: nothing a reader
+            # can see as damage (the pipeline marks the sample-index jump as a sequence gap)
+            a, b = recs[containing(pos)], recs[containing(pos + k)]
+            if not (pos - a.offset == pos + k - b.offset
+                    and raw[a.offset:pos] == raw[b.offset:pos + k]):
                 break
         damaged = set(range(containing(pos), containing(pos + k - 1) + 1))
         return raw[:pos] + raw[pos + k:], damaged, f"{k} bytes deleted at {pos}"

@@ -107,6 +107,7 @@ class Damage:
                 "records_skipped": self.records_skipped, "samples_lost": self.samples_lost,
                 "seconds_lost": round(self.seconds_lost, 3),
                 "at_s": round(self.lost[0][4], 3) if self.lost else None,
+                "streams": sorted({str(key) for key, *_ in self.lost}),
                 **({"note": self.note} if self.note else {})}
 
 
@@ -184,7 +185,7 @@ class TraceInfo:
                 f"{secs:.2f} s of stream time lost ({lost:,} samples), replaced by gaps")
         if torn is not None:
             parts.append(f"ends in a torn record ({torn.length:,} bytes dropped at byte "
-                         f"{torn.offset:,}: the recorder stopped mid-write)")
+                         f"{torn.offset:,}, as when a recorder stops mid-write)")
         return f"{name}: trace " + "; ".join(parts)
 
 
