@@ -87,6 +87,10 @@ def main() -> None:
             verdict = judge(original, wrecs, head, target, damaged, len(mutated))
             if not verdict.ok:
                 wrong.append(f"{desc}: {verdict.problem}")
+                keep = work / f"wrong-{n}"
+                keep.mkdir()
+                (keep / "intact.vetrace").write_bytes(w)
+                (keep / "mutated.vetrace").write_bytes(mutated)
         except Hang:
             hangs += 1
         except Exception as exc:  # noqa: BLE001 - every exception is a finding
@@ -102,14 +106,16 @@ def main() -> None:
     out = {"demo_50_flipped_bytes": demo, "mutated_traces": args.traces, "by_kind": counts,
            "damaged_records": damaged_records,
            "crashes": crashes, "hangs": hangs, "wrong": len(wrong) - crashes,
-           "examples": wrong[:10], "seconds": round(wall, 1),
+           "examples": wrong[:10], "kept_in": str(work), "seconds": round(wall, 1),
            "slowest_trace_ms": round(slowest * 1e3, 1), "seed": args.seed}
     target.unlink(missing_ok=True)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"demo trace, 50 flipped bytes, {demo['runs']} runs: {demo['replayed_pct']} % "
-              f"of samples replayed (min {demo['replayed_pct_min']} %)")
+        if demo["runs"]:
+            print(f"demo trace, 50 flipped bytes, {demo['runs']} runs: median "
+                  f"{demo['replayed_pct_median']} % of samples replayed (min "
+                  f"{demo['replayed_pct_min']} %, {demo['runs_under_90_pct']} runs under 90 %)")
         print(f"{args.traces} mutated traces ({counts}) in {wall:.0f} s: {crashes} crashes, "
               f"{hangs} hangs, {len(wrong) - crashes} wrong replays or reports")
         for line in wrong[:10]:
@@ -138,8 +144,12 @@ def _demo_flips(source: tuple, work: Path, rng: np.random.Generator, runs: int,
         info, items = read_trace(path)
         replayed = sum(b.n_samples for b in items if isinstance(b, Block))
         shares.append(100.0 * replayed / total)
+    if not shares:
+        return {"runs": 0, "all_ok": True}
     return {"runs": runs, "replayed_pct": round(float(np.mean(shares)), 2),
-            "replayed_pct_min": round(float(np.min(shares)), 2), "all_ok": ok}
+            "replayed_pct_median": round(float(np.median(shares)), 2),
+            "replayed_pct_min": round(float(np.min(shares)), 2),
+            "runs_under_90_pct": sum(1 for x in shares if x < 90.0), "all_ok": ok}
 
 
 if __name__ == "__main__":

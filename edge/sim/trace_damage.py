@@ -112,9 +112,15 @@ def mutate(raw: bytes, head: int, recs: list[Rec], rng: np.random.Generator, kin
         style = int(rng.integers(0, 3))
         junk = (rng.integers(0, 256, k, dtype=np.uint8).tobytes() if style == 0
                 else bytes(k) if style == 1 else b"\xff" * k)
-        at = containing(pos)
-        damaged = set() if pos == size or recs[at].offset == pos else {at}
-        return raw[:pos] + junk + raw[pos:], damaged, f"{k} bytes inserted at {pos}"
+        out_b = raw[:pos] + junk + raw[pos:]
+        a = recs[containing(pos)]
+        whole = raw[a.offset:a.offset + a.size]
+        # the record is intact if its bytes are still in one piece, before or after the
+        # insertion (junk that repeats the bytes around it moves the insertion point)
+        intact = pos == size or out_b[a.offset:a.offset + a.size] == whole \
+            or out_b[a.offset + k:a.offset + k + a.size] == whole
+        damaged = set() if intact else {containing(pos)}
+        return out_b, damaged, f"{k} bytes inserted at {pos}"
     if kind == "delete":
         while True:
             pos = int(rng.integers(head, size))

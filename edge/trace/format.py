@@ -180,9 +180,10 @@ class TraceInfo:
             n = len(middle)
             parts.append(
                 f"damaged at {n} place{'s' if n != 1 else ''} ({where}): "
-                f"{sum(d.records_skipped for d in middle)} records skipped, "
+                f"{sum(d.records_skipped for d in middle)} block records skipped, "
                 f"{sum(d.length for d in middle):,} bytes dropped, "
-                f"{secs:.2f} s of stream time lost ({lost:,} samples), replaced by gaps")
+                + (f"{secs:.2f} s of stream time lost ({lost:,} samples), replaced by gaps"
+                   if lost else "no samples lost"))
         if torn is not None:
             parts.append(f"ends in a torn record ({torn.length:,} bytes dropped at byte "
                          f"{torn.offset:,}, as when a recorder stops mid-write)")
