@@ -152,7 +152,8 @@ def test_a_damaged_header_costs_its_metadata_not_the_records(tmp_path):
     path.write_bytes(bytes(raw))
     info, items = read_trace(path)
     assert _samples(list(items)) == DEMO_SAMPLES
-    assert info.damage[0].offset == 0 and info.damage[0].note == "header damaged"
+    assert info.damage[0].offset == 0 and info.damage[0].length == parse(DEMO.read_bytes())[0]
+    assert info.damage[0].note == "header damaged: metadata lost" and info.metadata == {}
 
 
 def test_a_damaged_declaration_costs_only_the_records_up_to_the_next_one(traces, tmp_path):

@@ -178,9 +178,10 @@ class TraceInfo:
             lost = sum(d.samples_lost for d in middle)
             secs = sum(d.seconds_lost for d in middle)
             n = len(middle)
+            skipped = sum(d.records_skipped for d in middle)
             parts.append(
                 f"damaged at {n} place{'s' if n != 1 else ''} ({where}): "
-                f"{sum(d.records_skipped for d in middle)} block records skipped, "
+                f"{skipped} block record{'s' if skipped != 1 else ''} skipped, "
                 f"{sum(d.length for d in middle):,} bytes dropped, "
                 + (f"{secs:.2f} s of stream time lost ({lost:,} samples), replaced by gaps"
                    if lost else "no samples lost"))
@@ -333,12 +334,9 @@ def _read_header(fh: IO[bytes], path: Path, size: int) -> tuple[dict[str, Any], 
     if len(meta) == meta_len and len(crc) == 4 and _CRC.unpack(crc)[0] == zlib.crc32(
             fixed + meta):
         return dict(json.loads(meta)), _HEADER_FIXED.size + meta_len + 4, False
-    # a damaged header costs its metadata (if unreadable), not the records after it
-    try:
-        found = json.loads(meta)
-    except ValueError:
-        found = None
-    return (found if isinstance(found, dict) else {}), _HEADER_FIXED.size, True
+    # a damaged header costs its metadata (which bytes are wrong is unknown: none of it is
+    # trusted, start_wall included), not the records after it
+    return {}, _HEADER_FIXED.size, True
 
 
 def read_trace(path: str | Path) -> tuple[TraceInfo, Iterator[SourceItem | Annotation]]:
@@ -393,7 +391,7 @@ class _Reader:
                 if header_damaged:
                     nxt = self._resync(mm, pos, size)
                     end = size if nxt is None else nxt
-                    self._damaged(0, end, note="header damaged")
+                    self._damaged(0, end, note="header damaged: metadata lost")
                     pos = end
                 while pos < size:
                     rec = self._record_at(mm, pos, size, MAX_RECORD)
