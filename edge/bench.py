@@ -7,6 +7,7 @@ Timings are ratios measured in one run against a baseline on the same data
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import sys
@@ -20,10 +21,14 @@ from edge.app import run_pipeline
 from edge.clock import VirtualClock
 from edge.config import EdgeConfig
 from edge.dsp.qrs import ecg_peaks
-from edge.errors import RecordFormatError
-from edge.sources.open import DEFAULT_START_WALL
+from edge.errors import RecordFormatError, TraceError
+from edge.sources.open import DEFAULT_START_WALL, detect_format
 from edge.sources.replay import RecordingSource
+from edge.trace.format import read_trace
 from edge.trace.recordings import Recording, data_dir, load_wfdb
+from edge.types import Block
+
+log = logging.getLogger(__name__)
 
 
 def default_record() -> Path:
@@ -34,6 +39,22 @@ def default_record() -> Path:
             f"no record to benchmark at {path}: pass --record PATH (a 30-minute WFDB "
             "record) or set EDGE_DATA_DIR")
     return path
+
+
+def load_for_bench(path: Path) -> tuple[Recording, dict[str, Any] | None]:
+    """A WFDB record, or a trace's first waveform stream (its blocks end to end, damage
+    skipped: a benchmark measures speed) with the trace's damage report."""
+    if detect_format(path) != "trace":
+        return load_wfdb(path, annotator=None), None
+    info, items = read_trace(path)
+    blocks = [b for b in items if isinstance(b, Block)]
+    first = [b for b in blocks if blocks and b.key == blocks[0].key]
+    if not first:
+        raise TraceError(f"{path}: no readable stream in this trace to benchmark")
+    if info.damage:
+        log.warning("%s", info.damage_line(path))
+    signal = np.concatenate([b.data for b in first]).astype(np.float32)
+    return Recording(path.name, first[0].fs, first[0].channels, signal), info.damage_report()
 
 
 def _peak_rss_mb() -> float:
@@ -58,7 +79,7 @@ def run_bench(record: str | Path | None = None, repeats: int = 3,
               config: EdgeConfig | None = None) -> dict[str, Any]:
     cfg = config or EdgeConfig()
     path = Path(record) if record else default_record()
-    rec = load_wfdb(path, annotator=None)
+    rec, damage = load_for_bench(path)
     block = max(1, int(round(cfg.pipeline.replay_block_s * rec.fs)))
     window = max(1, int(round(cfg.pipeline.window_s * rec.fs)))
     pipe_times, kernel_times, latencies = [], [], []
@@ -96,4 +117,5 @@ def run_bench(record: str | Path | None = None, repeats: int = 3,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "python": sys.version.split()[0],
         "machine": os.uname().machine,
+        **({"trace": damage} if damage is not None else {}),
     }

@@ -162,6 +162,36 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class TraceConfig:
+    """How `edge record` writes trace files, so that damage stays cheap (docs/trace-format.md)."""
+
+    fsync_s: float = setting(
+        1.0,
+        "While records flow, the recorder forces what it wrote to the card (os.fsync) at most "
+        "this long after the previous fsync, so a power cut loses at most about this much "
+        "wall time of recording (a crash of the process alone loses nothing: every record is "
+        "flushed to the OS). One fsync a second rewrites at most one partly filled flash "
+        "page a second: little wear next to the OS's own writes. 0 = only when the "
+        "recording ends (and whenever the kernel writes back).",
+        "engineering choice; Linux writes dirty pages back within about 30 s by itself "
+        "(vm.dirty_expire_centisecs)",
+    )
+    max_record_s: float = setting(
+        1.0,
+        "A block longer than this is written as several records. A damaged record costs "
+        "its whole length (its CRC cannot say which bytes are bad), so one bad 512-byte "
+        "sector or 4 KiB flash page costs a few seconds of signal, not minutes. Blocks from "
+        "wearables and replays are shorter (0.05-0.25 s) and are written as they came.",
+    )
+    declare_every_records: int = setting(
+        240,
+        "Stream declarations (device, stream, sample rate, channels) are written again after "
+        "this many records (one minute of 0.25 s blocks), so a damaged declaration costs "
+        "at most the records up to the next one instead of the rest of the trace.",
+    )
+
+
+@dataclass(frozen=True)
 class SyncConfig:
     url: str = setting(
         "",
@@ -1043,6 +1073,7 @@ class EdgeConfig:
     heart_rate: HeartRateConfig = field(default_factory=HeartRateConfig)
     rate_rules: RateRulesConfig = field(default_factory=RateRulesConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    trace: TraceConfig = field(default_factory=TraceConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     af: AfConfig = field(default_factory=AfConfig)
     beat_classifier: BeatClassifierConfig = field(default_factory=BeatClassifierConfig)

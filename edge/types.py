@@ -98,7 +98,7 @@ class GapReason(enum.StrEnum):
     SEQUENCE = "sequence"  # a transport sequence number was skipped
     DISCONNECT = "disconnect"  # the link dropped
     OVERFLOW = "overflow"  # the gateway had to drop data (bounded queue full)
-    CORRUPT = "corrupt"  # data arrived but could not be decoded
+    CORRUPT = "corrupt"  # data arrived (or was recorded) but could not be decoded
     INVALID = "invalid"  # the device marked samples as invalid
 
 

@@ -9,7 +9,8 @@ from edge.cli.common import config_option, edge_errors, get_config, print_json
 
 @click.command()
 @click.option("--record", type=click.Path(), default=None,
-              help="WFDB record (default: $EDGE_DATA_DIR/mitdb/100, 30 min at 360 Hz).")
+              help="WFDB record or trace (default: $EDGE_DATA_DIR/mitdb/100, 30 min at "
+                   "360 Hz). A damaged trace is named in one warning line.")
 @click.option("--repeats", type=int, default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option

@@ -7,6 +7,7 @@ import click
 from edge.app import run_pipeline
 from edge.cli.common import config_option, get_config, print_json, run_async
 from edge.sources.open import open_replay
+from edge.sources.replay import TraceSource
 from edge.store.outbox import Outbox
 
 
@@ -29,7 +30,9 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
            config_path: str | None) -> None:
     """Replay PATH (a trace, a WFDB record without extension, or a CSV file).
 
-    Results depend only on the data, not on --speed: time is virtual.
+    Results depend only on the data, not on --speed: time is virtual. A damaged
+    trace is replayed around its damage (gaps where samples were lost) and one
+    warning line says what was lost; --json gives the figures under "trace".
     """
     cfg = get_config(config_path)
 
@@ -52,6 +55,8 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
         out = summary.to_dict()
         out["samples"] = stats.samples
         out["processor_errors"] = stats.processor_errors
+        if isinstance(src, TraceSource):  # damage is also named in one warning log line
+            out["trace"] = src.info.damage_report()
         if as_json:
             print_json(out)
             return

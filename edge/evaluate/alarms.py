@@ -22,6 +22,7 @@ from typing import Any
 from edge.app import run_pipeline
 from edge.config import EdgeConfig
 from edge.sources.open import open_replay
+from edge.sources.replay import TraceSource
 from edge.types import Episode, Priority
 
 CSV_RATES = {"nstdb-118e-csv": 360.0, "edb-excerpts-csv": 250.0}
@@ -48,7 +49,7 @@ def _gated(episodes: list[Episode], rec: Any, config: EdgeConfig) -> list[Episod
 
 
 async def _record(path: str | Path, config: EdgeConfig, csv_fs: float | None,
-                  ) -> tuple[list[Episode], float, list[int], Any]:
+                  ) -> tuple[list[Episode], float, list[int], Any, dict[str, Any] | None]:
     p = Path(path)
     fs = csv_fs if p.suffix == ".csv" else None
     if p.suffix == ".csv" and fs is None:
@@ -56,8 +57,10 @@ async def _record(path: str | Path, config: EdgeConfig, csv_fs: float | None,
     src = open_replay(p, fs=fs, block_s=config.pipeline.replay_block_s, annotator=None)
     stats, summary = await run_pipeline(src, config)
     rec = getattr(src, "recording", None)
-    hours = (rec.duration_s if rec is not None else 0.0) / 3600.0
-    return list(summary.episodes.values()), hours, list(summary.beat_index), rec
+    # a trace: the stream time it replayed (its damage, if any, is not counted)
+    hours = (rec.duration_s if rec is not None else getattr(src, "seconds", 0.0)) / 3600.0
+    damage = src.info.damage_report() if isinstance(src, TraceSource) else None
+    return list(summary.episodes.values()), hours, list(summary.beat_index), rec, damage
 
 
 def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | None = None,
@@ -76,7 +79,7 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
     rows = []
     n_total, n_gated, h_total = 0, 0, 0.0
     for p in paths:
-        episodes, hours, beats, rec = asyncio.run(_record(p, config, csv_fs))
+        episodes, hours, beats, rec, damage = asyncio.run(_record(p, config, csv_fs))
         alarms = [e for e in episodes if e.priority in ALARM_PRIORITIES]
         gated = _gated(alarms, rec, config) if quality_gate and rec is not None else alarms
         n_gated += len(gated)
@@ -96,7 +99,8 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
                      "alarms": len(alarms),
                      "alarms_per_hour": round(len(alarms) / hours, 3) if hours else None,
                      "by_kind": by_kind, "alarms_quality_gated": len(gated),
-                     "info_episodes": sum(1 for e in episodes if e.priority is Priority.INFO)})
+                     "info_episodes": sum(1 for e in episodes if e.priority is Priority.INFO),
+                     **({"trace": damage} if damage is not None else {})})
         n_total += len(alarms)
         h_total += hours
     return {"task": "false-alarms", "records": rows,

@@ -7,16 +7,21 @@ times come from a :class:`~edge.clock.VirtualClock`, so a replay at any
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 
 from edge.clock import VirtualClock
+from edge.errors import TraceError
 from edge.sources.base import Source
 from edge.trace.format import Annotation, read_trace
 from edge.trace.recordings import Recording
 from edge.types import Block, Gap, SourceItem, StreamKey, VitalSample
+
+log = logging.getLogger(__name__)
 
 
 class RecordingSource(Source):
@@ -66,6 +71,12 @@ class TraceSource(Source):
     Arrival times are re-stamped on the virtual clock (the recorded ones are
     kept in the file for latency analysis); gaps and vitals are replayed as
     recorded. Annotations are collected in :attr:`annotations`.
+
+    A damaged trace is replayed around its damage: what was lost arrives as
+    gaps with reason ``corrupt``, and when the trace has been read one warning
+    line names the damage (``info.damage_report()`` has the figures). A trace
+    with damage and no readable sample at all is refused at once
+    (:class:`~edge.errors.TraceError`).
     """
 
     name = "trace"
@@ -73,13 +84,26 @@ class TraceSource(Source):
     def __init__(self, path: str | Path, *, clock: VirtualClock | None = None) -> None:
         super().__init__()
         self.path = Path(path)
-        self.info, self._items = read_trace(self.path)
+        self.info, items = read_trace(self.path)
+        head: list[SourceItem | Annotation] = []
+        for item in items:  # read up to the first sample: is there a readable stream?
+            head.append(item)
+            if isinstance(item, Block | VitalSample):
+                break
+        else:
+            if self.info.damage:
+                raise TraceError(f"{self.path}: no readable stream in this trace "
+                                 f"({self.info.bytes_dropped:,} of {self.info.size:,} bytes "
+                                 f"damaged, from byte {self.info.damage[0].offset:,})")
+        self._items = itertools.chain(head, items)
         start = float(self.info.metadata.get("start_wall", 0.0))
         self.clock = clock or VirtualClock(start_wall=start)
         self.annotations: list[Annotation] = []
+        self.seconds = 0.0  # stream time replayed, of the first waveform stream
 
     async def items(self) -> AsyncIterator[SourceItem]:
         t0: float | None = None
+        first: StreamKey | None = None
         for item in self._items:
             if isinstance(item, Annotation):
                 self.annotations.append(item)
@@ -87,6 +111,10 @@ class TraceSource(Source):
             if isinstance(item, Block):
                 if t0 is None:
                     t0 = item.device_time
+                if first is None:
+                    first = item.key
+                if item.key == first:
+                    self.seconds += item.duration
                 end_t = item.device_time - t0 + item.n_samples / item.fs
                 await self.clock.sleep_until(end_t)
                 self.stats.blocks += 1
@@ -100,3 +128,7 @@ class TraceSource(Source):
             elif isinstance(item, VitalSample):
                 self.stats.vitals += 1
                 yield item
+        for _ in self.info.damage:
+            self.stats.count_error("trace_damage")
+        if self.info.damage:
+            log.warning("%s", self.info.damage_line(self.path))
