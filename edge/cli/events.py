@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from edge.cli.common import edge_errors, print_json
-from edge.store.outbox import Outbox
 
 
 def _iso(t: float) -> str:
@@ -24,6 +23,8 @@ def _iso(t: float) -> str:
 @edge_errors
 def events(outbox: str, kind: str | None, limit: int | None, as_json: bool) -> None:
     """List stored episodes (oldest first)."""
+    from edge.store.outbox import Outbox
+
     if not Path(outbox).exists():
         raise click.ClickException(f"{outbox}: no outbox here (use --outbox PATH)")
     with Outbox(outbox) as store:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edge.app import run_pipeline
 from edge.cli.common import config_option, get_config, print_json, run_async
-from edge.sources.open import open_replay
-from edge.store.outbox import Outbox
 
 
 @click.command()
@@ -28,6 +25,10 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
 
     Results depend only on the data, not on --speed: time is virtual.
     """
+    from edge.app import run_pipeline
+    from edge.sources.open import open_replay
+    from edge.store.outbox import Outbox
+
     cfg = get_config(config_path)
 
     async def go() -> None:
