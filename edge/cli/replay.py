@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from edge.cli.common import config_option, get_config, print_json, run_async
+from edge.cli.progress import progress, wanted
+
+if TYPE_CHECKING:
+    from edge.types import Block
 
 
 @click.command()
@@ -35,8 +41,21 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
         src = open_replay(path, fmt=fmt, fs=fs, channel=channel, speed=speed,
                           block_s=cfg.pipeline.replay_block_s)
         store = Outbox(outbox) if outbox else None
+        recording = getattr(src, "recording", None)  # WFDB and CSV: the length is known
+        total = int(recording.duration_s) if recording is not None else 0
+        done = [0]
+
         try:
-            stats, summary = await run_pipeline(src, cfg, outbox=store, keep_beats=False)
+            with progress(total, "replay (signal s)", wanted(as_json)) as advance:
+
+                def on_block(block: Block) -> None:
+                    t = int(block.end_index / block.fs)
+                    if t > done[0]:
+                        advance(t - done[0])
+                        done[0] = t
+
+                stats, summary = await run_pipeline(src, cfg, outbox=store, keep_beats=False,
+                                                    on_block=on_block)
         finally:
             if store is not None:
                 store.close()
