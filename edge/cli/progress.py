@@ -19,11 +19,15 @@ def wanted(as_json: bool) -> bool:
     return not as_json and sys.stdout.isatty() and sys.stderr.isatty()
 
 
+def _nothing(n: int = 1) -> None:
+    """``advance`` when no bar is shown."""
+
+
 @contextmanager
 def progress(length: int, label: str, show: bool) -> Iterator[Callable[[int], None]]:
     """A bar of ``length`` steps; yields ``advance(n)``. A no-op when ``show`` is false."""
     if not show or length <= 0:
-        yield lambda n=1: None
+        yield _nothing
         return
     with click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True,
                            show_pos=True) as bar:
