@@ -8,9 +8,12 @@ Every detector and model runs; episodes go to the outbox and are synced to
 the local FHIR test backend (a real HTTP server process).
 
 The daemon runs as a child process at ``speed`` x real time for ``seconds``;
-its peak RSS is the kernel's ``ru_maxrss`` of that child (``os.wait4``), its
-RSS is sampled every second from ``/proc`` (growth after warm-up), and its
-CPU time while streaming gives the CPU one patient costs at real time.
+its peak RSS is the kernel's high-water mark of that process (``VmHWM`` in
+``/proc/PID/status``, read until it exits, drain included). ``ru_maxrss`` from
+``os.wait4`` is not used: Linux carries the high-water mark of the forking
+parent across ``exec``, so a child of a large benchmark process would report
+the parent's peak. RSS is sampled every second (growth after warm-up), and the
+child's CPU time while streaming gives the CPU one patient costs at real time.
 """
 
 from __future__ import annotations
@@ -97,11 +100,12 @@ def write_config(workdir: Path, traces: list[tuple[Path, Path]], speed: float,
     return cfg
 
 
-def _proc_rss_mb(pid: int) -> float | None:
+def _proc_rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of process ``pid`` in MB; None once it is gone."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -158,7 +162,12 @@ def run_daemon(config: Path, seconds: float, patients: int, speed: float,
     loaded = _loaded(proc.pid, ("pandas", "matplotlib", "tensorflow", "wfdb", "scipy",
                                 "onnxruntime", "ai_edge_litert", "pydantic_core"))
     streamed = time.monotonic() - ready
+    peak = _proc_rss_mb(proc.pid, "VmHWM") or 0.0
     proc.send_signal(signal.SIGTERM)
+    running = os.WEXITED | os.WNOHANG | os.WNOWAIT  # poll, do not reap yet
+    while os.waitid(os.P_PID, proc.pid, running) is None:  # draining: the peak may rise
+        peak = max(peak, _proc_rss_mb(proc.pid, "VmHWM") or 0.0)
+        time.sleep(0.05)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu_stream = usage.ru_utime + usage.ru_stime - cpu_ready
@@ -169,7 +178,7 @@ def run_daemon(config: Path, seconds: float, patients: int, speed: float,
         "speed": speed,
         "startup_seconds": round(ready - started, 2),
         "streamed_seconds": round(streamed, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak, 1),
         "rss_after_warmup_mb": round(warm[0], 1) if warm else None,
         "rss_end_mb": round(samples[-1][1], 1) if samples else None,
         "cpu_percent_per_patient_at_1x": round(
