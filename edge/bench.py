@@ -12,6 +12,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,9 @@ def _bare_kernel_seconds(rec: Recording, block: int, config: EdgeConfig) -> floa
 
 
 def run_bench(record: str | Path | None = None, repeats: int = 3,
-              config: EdgeConfig | None = None) -> dict[str, Any]:
+              config: EdgeConfig | None = None,
+              on_repeat: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Speed, latency and this process's peak RSS; ``on_repeat(i)`` after each repeat."""
     cfg = config or EdgeConfig()
     path = Path(record) if record else default_record()
     rec, damage = load_for_bench(path)
@@ -93,6 +96,8 @@ def run_bench(record: str | Path | None = None, repeats: int = 3,
         pipe_times.append(time.perf_counter() - t0)
         latencies.extend(stats.latency_s)
         beats = summary.beats
+        if on_repeat is not None:
+            on_repeat(len(pipe_times))
     whole = time.perf_counter()
     ecg_peaks(rec.signal[:, 0], rec.fs, cfg.qrs)
     whole = time.perf_counter() - whole

@@ -14,6 +14,7 @@ Unknown keys are errors that name the file, the key and what is expected.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -21,13 +22,239 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.dsp.qrs import QrsConfig
 from edge.errors import ConfigError
 
 
 def setting(default: Any, rationale: str, source: str = "engineering choice") -> Any:
     """A config field with its rationale and source attached."""
     return field(default=default, metadata={"rationale": rationale, "source": source})
+
+
+# QRS detector (edge.dsp.qrs): here so that reading a configuration never imports scipy
+_PT = "Pan & Tompkins 1985, IEEE TBME 32(3):230-236"
+_HT = "Hamilton & Tompkins 1986, IEEE TBME 33(12):1157-1165"
+_OSEA = "Hamilton 2002, Computers in Cardiology 29:101-104 (OSEA qrsdet2.c)"
+
+
+@dataclass(frozen=True)
+class QrsConfig:
+    """Every tunable value of :class:`QrsDetector`, with its rationale and source.
+
+    Read ``dataclasses.fields(QrsConfig)[i].metadata`` for the ``rationale`` and
+    ``source`` of each value.
+    """
+
+    bandpass_low_hz: float = field(
+        default=5.0,
+        metadata={
+            "rationale": "QRS energy is concentrated in 5-15 Hz; below 5 Hz are baseline "
+            "wander, P and T waves",
+            "source": f"{_PT}, sec. II-A",
+        },
+    )
+    bandpass_high_hz: float = field(
+        default=15.0,
+        metadata={
+            "rationale": "above 15 Hz are muscle noise and power-line interference",
+            "source": f"{_PT}, sec. II-A",
+        },
+    )
+    bandpass_order: int = field(
+        default=2,
+        metadata={
+            "rationale": "Butterworth order per band edge; low order keeps the QRS shape and "
+            "a short group delay, like the integer filters of the paper",
+            "source": f"{_PT}, sec. II-A (cascade of 2nd-order low- and high-pass)",
+        },
+    )
+    integration_window_s: float = field(
+        default=0.080,
+        metadata={
+            "rationale": "moving-window integration of the rectified derivative; 80 ms is "
+            "about one QRS width, so wide PVCs and normal beats give similar peaks "
+            "and T waves do not merge with the QRS",
+            "source": f"{_OSEA} (WINDOW_WIDTH = 80 ms); {_HT}",
+        },
+    )
+    peak_blanking_s: float = field(
+        default=0.195,
+        metadata={
+            "rationale": "only one QRS can occur in any 200 ms window: a peak is a candidate "
+            "only if it is the largest within +/- this time",
+            "source": f"{_OSEA} (PRE_BLANK = MS195); {_PT}, sec. III-B (200 ms refractory)",
+        },
+    )
+    refractory_s: float = field(
+        default=0.200,
+        metadata={
+            "rationale": "physiological refractory period: no second QRS within 200 ms",
+            "source": f"{_PT}, sec. III-B",
+        },
+    )
+    threshold_coefficient: float = field(
+        default=0.3125,
+        metadata={
+            "rationale": "DT = NPK + TH * (QPK - NPK); the best value found on the whole "
+            "MIT-BIH database with mean peak-level estimators",
+            "source": f"{_HT}; {_OSEA} (TH = .3125)",
+        },
+    )
+    history_beats: int = field(
+        default=8,
+        metadata={
+            "rationale": "number of recent QRS peaks, noise peaks and RR intervals averaged "
+            "for the levels and the RR estimate",
+            "source": f"{_HT}; {_PT}, sec. III-B (RR AVERAGE over 8 beats)",
+        },
+    )
+    searchback_rr_factor: float = field(
+        default=1.5,
+        metadata={
+            "rationale": "a QRS is considered missed when none came within 1.5 x the mean RR",
+            "source": f"{_HT}; {_OSEA} (sbcount = rrmean + rrmean/2); {_PT} uses 1.66",
+        },
+    )
+    searchback_max_s: float = field(
+        default=1.5,
+        metadata={
+            "rationale": "cap on the search-back delay so that decisions stay within ~1.5 s "
+            "of the R peak even in bradycardia (only matters when the mean RR > 1 s)",
+            "source": "latency requirement of this gateway (not in the papers)",
+        },
+    )
+    searchback_threshold_factor: float = field(
+        default=0.5,
+        metadata={
+            "rationale": "search-back accepts peaks above half the detection threshold",
+            "source": f"{_PT}, sec. III-B (THRESHOLD I2 = 0.5 THRESHOLD I1); {_OSEA}",
+        },
+    )
+    searchback_min_delay_s: float = field(
+        default=0.360,
+        metadata={
+            "rationale": "peaks within 360 ms of a QRS may be T waves and are not taken by "
+            "search-back (a T wave could mask a small following QRS)",
+            "source": f"{_OSEA} (MS360)",
+        },
+    )
+    twave_window_s: float = field(
+        default=0.360,
+        metadata={
+            "rationale": "a peak within 360 ms of the previous QRS is tested as a possible T wave",
+            "source": f"{_PT}, sec. III-C",
+        },
+    )
+    twave_slope_ratio: float = field(
+        default=0.5,
+        metadata={
+            "rationale": "such a peak is a T wave if its maximal slope is below half the "
+            "maximal slope of the previous QRS",
+            "source": f"{_PT}, sec. III-C",
+        },
+    )
+    irregular_rr_low: float = field(
+        default=0.92,
+        metadata={
+            "rationale": "an RR interval below 92 % of the RR average marks the rhythm irregular",
+            "source": f"{_PT}, sec. III-B (RR LOW LIMIT)",
+        },
+    )
+    irregular_rr_high: float = field(
+        default=1.16,
+        metadata={
+            "rationale": "an RR interval above 116 % of the RR average marks the rhythm irregular",
+            "source": f"{_PT}, sec. III-B (RR HIGH LIMIT)",
+        },
+    )
+    irregular_threshold_factor: float = field(
+        default=0.5,
+        metadata={
+            "rationale": "when any of the last 8 RR intervals is outside the limits the rhythm is "
+            "irregular and the detection threshold is halved to avoid missing beats "
+            "(ectopy, couplets, atrial fibrillation)",
+            "source": f"{_PT}, sec. III-B ('for irregular heart rates, the first threshold "
+            "of each set is reduced by half')",
+        },
+    )
+    fiducial_search_s: float = field(
+        default=0.080,
+        metadata={
+            "rationale": "the R peak is the sample of largest deviation from the local baseline "
+            "within +/- this time of the band-pass estimate (half a wide QRS)",
+            "source": "MIT-BIH annotation convention: beat label at the major local extremum "
+            "of the QRS (Moody & Mark 2001, IEEE EMB Mag. 20(3):45-50)",
+        },
+    )
+    fiducial_baseline_s: float = field(
+        default=0.150,
+        metadata={
+            "rationale": "local baseline = median of the raw signal within +/- this time "
+            "(covers PR and ST segments as well as the QRS)",
+            "source": "isoelectric level estimate around the QRS (design choice)",
+        },
+    )
+    learning_s: float = field(
+        default=1.2,
+        metadata={
+            "rationale": "after start or reset the first QRS level is the largest peak of this "
+            "window (contains a beat at any rate >= 50 bpm); short to bound latency",
+            "source": f"{_PT}, sec. III-A (learning phase, 2 s there)",
+        },
+    )
+    initial_rr_s: float = field(
+        default=1.0,
+        metadata={
+            "rationale": "RR buffer initial value before 8 intervals are known",
+            "source": f"{_OSEA} (rrbuf initialised to MS1000)",
+        },
+    )
+    relearn_after_s: float = field(
+        default=8.0,
+        metadata={
+            "rationale": "if no QRS is found for 8 s the QRS level is re-initialised from the "
+            "per-second maxima of the last 8 s (recovers after artefacts or a large "
+            "amplitude drop)",
+            "source": f"{_OSEA} (threshold reset after 8 s without detection)",
+        },
+    )
+    min_qrs_amplitude_mv: float = field(
+        default=0.05,
+        metadata={
+            "rationale": "absolute floor: peaks smaller than the response to a 0.05 mV QRS are "
+            "never beats, so flat lines and ADC quantisation noise (MIT-BIH LSB = 5 uV) give "
+            "no false beats; OSEA uses 150 uV, lowered here because low-voltage leads "
+            "(0.2 mV peak-to-peak QRS, e.g. CPSC 2021 lead I) must still be detected",
+            "source": f"{_OSEA} (MIN_PEAK_AMP, 150 uV), lowered for low-voltage leads",
+        },
+    )
+    floor_template_sigma_s: float = field(
+        default=0.015,
+        metadata={
+            "rationale": "width (Gaussian sigma) of the reference QRS used to convert "
+            "min_qrs_amplitude_mv into a feature level: about 90 ms QRS duration",
+            "source": "normal QRS duration 80-100 ms (AHA/ACCF/HRS 2009 ECG standardization)",
+        },
+    )
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` if a value is out of range."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            bad = isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+            if bad or v < 0 or (v == 0 and f.name != "min_qrs_amplitude_mv"):
+                raise ConfigError(f"QrsConfig.{f.name} must be a positive number")
+        if self.bandpass_low_hz >= self.bandpass_high_hz:
+            raise ConfigError("QrsConfig.bandpass_low_hz must be below bandpass_high_hz")
+        if not 0 < self.threshold_coefficient < 1:
+            raise ConfigError("QrsConfig.threshold_coefficient must be in (0, 1)")
+        if not 0 < self.irregular_threshold_factor <= 1:
+            raise ConfigError("QrsConfig.irregular_threshold_factor must be in (0, 1]")
+        if not self.irregular_rr_low < 1 < self.irregular_rr_high:
+            raise ConfigError("QrsConfig.irregular_rr_low < 1 < irregular_rr_high is required")
+        if not 0 < self.searchback_threshold_factor <= 1:
+            raise ConfigError("QrsConfig.searchback_threshold_factor must be in (0, 1]")
+        if int(self.history_beats) != self.history_beats:
+            raise ConfigError("QrsConfig.history_beats must be an integer")
 
 
 @dataclass(frozen=True)

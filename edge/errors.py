@@ -97,3 +97,11 @@ class BundleRejectedError(SyncError):
 
 class PipelineError(EdgeError):
     """The processing pipeline was used wrongly or stopped on a failure."""
+
+
+class MissingExtraError(EdgeError):
+    """A command needs an optional part of the package (an extra) that is not installed.
+
+    The gateway install (``pip install vitals-edge``) leaves out what only
+    developers use (WFDB records, plots, training); the message names the extra.
+    """

@@ -22,9 +22,10 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: importing the types never loads numpy
+    import numpy as np
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,11 +106,20 @@ def test_config_example_checks_clean_and_a_bad_key_fails(run, tmp_path):
 
 def test_bench_reports_the_documented_keys(run, data_dir):
     out = json.loads(run("bench", "--record", str(data_dir / "mitdb" / "100"),
-                         "--repeats", "1", "--json").output)
+                         "--repeats", "1", "--patients", "1,2", "--memory-seconds", "6",
+                         "--json").output)
     for key in ("real_time_factor", "overhead_ratio", "latency_ms", "peak_rss_mb"):
         assert key in out
     assert out["real_time_factor"] > 1
     assert set(out["latency_ms"]) >= {"p50", "p99"}
+    # the real daemon (a child process) on 1 and 2 replayed patients, ECG and PPG each
+    one, two = out["daemon"]
+    assert (one["patients"], two["patients"]) == (1, 2) and two["streams"] == 4
+    for d in (one, two):
+        assert d["exit_code"] == 0
+        assert d["peak_rss_mb"] > 0 and d["cpu_percent_per_patient_at_1x"] > 0
+        assert not {"pandas", "matplotlib", "tensorflow", "wfdb"} & set(
+            d["native_libraries_loaded"])
 
 
 def test_a_recorded_wfdb_record_keeps_its_reference_labels(run, data_dir):

@@ -12,22 +12,14 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
 
-from edge.app import run_pipeline
 from edge.cli.common import config_option, get_config, print_json, run_async
-from edge.clock import VirtualClock
-from edge.config import EdgeConfig
-from edge.evaluate.beats import match_beats, reference_beats
-from edge.sim.serial_device import VirtualSerialDevice
-from edge.sources.serial import SerialSource
-from edge.store.outbox import Outbox
-from edge.sync.deliver import deliver_all
-from edge.sync.testserver import start_test_backend
-from edge.trace.format import Annotation, read_trace
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
 DEMO_TRACE = "mitdb208-5min.vetrace"
 
@@ -54,6 +46,16 @@ def demo(speed: float, fast: bool, workdir: str, as_json: bool, config_path: str
     through the serial source, as it would a wearable on USB. The pipeline
     detects beats, heart rate and episodes and stores them in an outbox.
     """
+    import numpy as np
+
+    from edge.app import run_pipeline
+    from edge.clock import VirtualClock
+    from edge.evaluate.beats import match_beats, reference_beats
+    from edge.sim.serial_device import VirtualSerialDevice
+    from edge.sources.serial import SerialSource
+    from edge.store.outbox import Outbox
+    from edge.trace.format import Annotation, read_trace
+
     cfg = get_config(config_path)
     work = Path(workdir)
     if work.exists():
@@ -147,6 +149,9 @@ async def _deliver_to_local_backend(work: Path, outbox_path: Path,
     token and stores what it accepts. A production gateway points [sync] url
     at the hospital's FHIR server instead.
     """
+    from edge.sync.deliver import deliver_all
+    from edge.sync.testserver import start_test_backend
+
     token = work / "backend-token"
     fd = os.open(token, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     os.write(fd, secrets.token_urlsafe(24).encode())

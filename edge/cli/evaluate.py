@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edge.cli.common import config_option, edge_errors, get_config, print_json
+from edge.cli.progress import progress, wanted
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
 TASKS = ["qrs", "af", "pvc", "ppg-hr", "false-alarms"]
 
@@ -44,29 +49,9 @@ def evaluate(task: str, records: tuple[str, ...], annotator: str, channel: str |
     paths = list(records)
     if plot_dir is not None:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any]
-    if task == "qrs":
-        from edge.evaluate.qrs import evaluate_qrs
-
-        result = evaluate_qrs(paths, cfg, annotator, channel, tolerance, plot_dir)
-    elif task == "af":
-        from edge.evaluate.af import evaluate_af
-
-        result = evaluate_af(paths, cfg, channel, plot_dir=plot_dir)
-    elif task == "pvc":
-        from edge.evaluate.pvc import evaluate_pvc
-
-        result = evaluate_pvc(paths, cfg, channel, tolerance, plot_dir=plot_dir)
-    elif task == "ppg-hr":
-        from edge.evaluate.ppg import evaluate_ppg_hr
-
-        if reference is not None and len(paths) != 1:
-            raise click.UsageError("--reference goes with exactly one recording")
-        result = evaluate_ppg_hr(paths, reference, cfg.ppg)
-    else:
-        from edge.evaluate.alarms import false_alarms
-
-        result = false_alarms(paths, cfg, csv_fs=fs, plot_dir=plot_dir)
+    with progress(len(paths), f"evaluate {task}", wanted(as_json)) as advance:
+        result = _run(task, paths, cfg, annotator, channel, tolerance, reference, fs, plot_dir,
+                      lambda _record: advance(1))
     result.setdefault("task", task)
     if as_json:
         print_json(result)
@@ -74,6 +59,36 @@ def evaluate(task: str, records: tuple[str, ...], annotator: str, channel: str |
     _table(result)
     if plot_dir is not None:
         click.echo(f"plots in {plot_dir}/")
+
+
+def _run(task: str, paths: list[str], cfg: EdgeConfig, annotator: str, channel: str | None,
+         tolerance: float, reference: str | None, fs: float | None, plot_dir: str | None,
+         on_record: Callable[[str], None]) -> dict[str, Any]:
+    result: dict[str, Any]
+    if task == "qrs":
+        from edge.evaluate.qrs import evaluate_qrs
+
+        result = evaluate_qrs(paths, cfg, annotator, channel, tolerance, plot_dir, on_record)
+    elif task == "af":
+        from edge.evaluate.af import evaluate_af
+
+        result = evaluate_af(paths, cfg, channel, plot_dir=plot_dir, on_record=on_record)
+    elif task == "pvc":
+        from edge.evaluate.pvc import evaluate_pvc
+
+        result = evaluate_pvc(paths, cfg, channel, tolerance, plot_dir=plot_dir,
+                              on_record=on_record)
+    elif task == "ppg-hr":
+        from edge.evaluate.ppg import evaluate_ppg_hr
+
+        if reference is not None and len(paths) != 1:
+            raise click.UsageError("--reference goes with exactly one recording")
+        result = evaluate_ppg_hr(paths, reference, cfg.ppg, on_record=on_record)
+    else:
+        from edge.evaluate.alarms import false_alarms
+
+        result = false_alarms(paths, cfg, csv_fs=fs, plot_dir=plot_dir, on_record=on_record)
+    return result
 
 
 def _width(key: str) -> int:

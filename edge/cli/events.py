@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edge.cli.common import config_option, edge_errors, get_config, print_json, run_async
-from edge.store.outbox import Outbox, StoredEvent
+
+if TYPE_CHECKING:
+    from edge.store.outbox import StoredEvent
 
 
 def _iso(t: float) -> str:
@@ -38,6 +41,8 @@ def events(ctx: click.Context, outbox: str, kind: str | None, limit: int | None,
     """List stored episodes (oldest first); `edge events show ID` prints one in full."""
     if ctx.invoked_subcommand is not None:
         return
+    from edge.store.outbox import Outbox
+
     _need(outbox)
     with Outbox(outbox) as store:
         rows = store.events(limit=limit, kind=kind)
@@ -79,6 +84,8 @@ def _stored(row: StoredEvent) -> dict[str, object]:
 def show(event_id: str, outbox: str, png: str | None, as_json: bool,
          config_path: str | None) -> None:
     """Print one stored episode in full (every field, details, sync state, evidence)."""
+    from edge.store.outbox import Outbox
+
     _need(outbox)
     with Outbox(outbox) as store:
         row = store.get(event_id)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from edge.cli.common import edge_errors, print_json
 from edge.errors import BackendUnavailableError, ModelError
@@ -59,6 +58,8 @@ def list_cmd(models_dir: str | None, as_json: bool) -> None:
 @edge_errors
 def inspect_cmd(file: str, as_json: bool) -> None:
     """Manifest facts of FILE (a model file or a model directory) and its tensors."""
+    import numpy as np
+
     from edge.inference import load_model
 
     m = load_model(file)
@@ -161,6 +162,8 @@ def _machine() -> dict[str, str]:
 def run_cmd(file: str, input_path: str, fs: float | None, backend: str | None, precision: str,
             as_json: bool) -> None:
     """Run FILE on --input and print each row's class probabilities and decision."""
+    import numpy as np
+
     from edge.inference import load_model
     from edge.inference.inputs import features_from_signal, load_feature_rows
 

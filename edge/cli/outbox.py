@@ -7,13 +7,15 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edge.cli.common import config_option, edge_errors, get_config, print_json, run_async
 from edge.config import EdgeConfig
-from edge.store.outbox import Outbox, StoredEvent
+
+if TYPE_CHECKING:
+    from edge.store.outbox import Outbox, StoredEvent
 
 
 def _iso(t: float | None) -> str:
@@ -25,6 +27,8 @@ def _open(outbox: str | None, cfg: EdgeConfig) -> Outbox:
     path = outbox or cfg.store.path
     if not Path(path).exists():
         raise click.ClickException(f"{path}: no outbox here (use --outbox PATH)")
+    from edge.store.outbox import Outbox
+
     return Outbox(path)
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from edge.cli.common import config_option, get_config, run_async
 from edge.config import TraceConfig
 from edge.errors import SourceError
-from edge.sources.base import Source
-from edge.sources.open import open_replay
-from edge.trace.format import TraceWriter
 from edge.types import Block, StreamKey
+
+if TYPE_CHECKING:
+    from edge.sources.base import Source
 
 
 async def record_source(src: Source, out: str, metadata: dict[str, object],
@@ -22,6 +23,8 @@ async def record_source(src: Source, out: str, metadata: dict[str, object],
 
     ``config`` sets the fsync schedule and record sizes (default: :class:`TraceConfig`).
     """
+    from edge.trace.format import TraceWriter
+
     n = 0
     ends: dict[StreamKey, int] = {}
     with TraceWriter(out, metadata, config=config or TraceConfig()) as writer:
@@ -87,6 +90,8 @@ def record(out: str, from_path: str | None, serial_port: str | None, ble_address
         meta = {"recorded_at": time.time(), "source": f"serial:{serial_port}", "baud": baud}
     else:
         assert from_path is not None
+        from edge.sources.open import open_replay
+
         src = open_replay(from_path, fs=fs, speed=speed)
         meta = {"recorded_at": time.time(), "source": f"replay:{from_path}"}
     try:

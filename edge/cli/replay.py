@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from edge.app import run_pipeline
 from edge.cli.common import config_option, get_config, print_json, run_async
-from edge.sources.open import open_replay
-from edge.sources.replay import TraceSource
-from edge.store.outbox import Outbox
+from edge.cli.progress import progress, wanted
+
+if TYPE_CHECKING:
+    from edge.types import Block
 
 
 @click.command()
@@ -34,15 +36,32 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
     trace is replayed around its damage (gaps where samples were lost) and one
     warning line says what was lost; --json gives the figures under "trace".
     """
+    from edge.app import run_pipeline
+    from edge.sources.open import open_replay
+    from edge.sources.replay import TraceSource
+    from edge.store.outbox import Outbox
+
     cfg = get_config(config_path)
 
     async def go() -> None:
         src = open_replay(path, fmt=fmt, fs=fs, channel=channel, speed=speed,
                           block_s=cfg.pipeline.replay_block_s)
         store = Outbox(outbox) if outbox else None
+        recording = getattr(src, "recording", None)  # WFDB and CSV: the length is known
+        total = int(recording.duration_s) if recording is not None else 0
+        done = [0]
+
         try:
-            stats, summary = await run_pipeline(src, cfg, outbox=store,
-                                                keep_beats=beats_csv is not None)
+            with progress(total, "replay (signal s)", wanted(as_json)) as advance:
+
+                def on_block(block: Block) -> None:
+                    t = int(block.end_index / block.fs)
+                    if t > done[0]:
+                        advance(t - done[0])
+                        done[0] = t
+
+                stats, summary = await run_pipeline(src, cfg, outbox=store, keep_beats=beats_csv is not None,
+                                                    on_block=on_block)
         finally:
             if store is not None:
                 store.close()

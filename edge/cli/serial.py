@@ -6,16 +6,16 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import serial.tools.list_ports
 
-import firmware_bridge as fb
 from edge.cli.common import run_async
-from edge.cli.frames import describe, message_dict
-from edge.sources.serial import SerialSource
 from edge.types import Block, Gap, VitalSample
+
+if TYPE_CHECKING:
+    import firmware_bridge as fb
 
 
 @click.group("serial")
@@ -73,6 +73,10 @@ def monitor(port: str, baud: int, as_json: bool, seconds: float | None, every: f
     (reflashing). Stop it with Ctrl-C or --seconds. Device LOG text is shown:
     this is a developer's terminal, not the gateway's log.
     """
+    import firmware_bridge as fb
+    from edge.cli.frame_text import describe, message_dict
+    from edge.sources.serial import SerialSource
+
     t0 = time.monotonic()
 
     def emit(event: dict[str, Any], line: str) -> None:

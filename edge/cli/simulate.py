@@ -9,9 +9,7 @@ from typing import Any
 
 import click
 
-import firmware_bridge as fb
 from edge.cli.common import run_async
-from edge.sim.serial_device import VirtualSerialDevice
 
 
 @click.group()
@@ -54,6 +52,9 @@ def serial(trace: str, fs: float | None, speed: float, fast: bool, drop: float, 
     streams until the recording ends or Ctrl-C. Every dropped, corrupted or
     disconnected frame is reported as a JSON line with its sample range.
     """
+    import firmware_bridge as fb
+    from edge.sim.serial_device import VirtualSerialDevice
+
     faults_fh = open(faults_path, "w") if faults_path else sys.stderr  # noqa: SIM115
     device = VirtualSerialDevice(
         trace, speed=None if fast else speed, fs=fs, link=link, frame_s=frame_s,

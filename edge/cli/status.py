@@ -6,12 +6,13 @@ import urllib.error
 import urllib.request
 
 import click
-from prometheus_client.parser import text_string_to_metric_families
 
 from edge.cli.common import print_json
 
 
 def read_metrics(url: str, timeout: float = 5.0) -> dict[str, list[tuple[dict[str, str], float]]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             text = resp.read().decode()

@@ -21,6 +21,7 @@ from edge.clock import VirtualClock
 from edge.config import EdgeConfig
 from edge.detect.models import AF_EPISODE, ModelSet, model_processor_factory
 from edge.errors import RecordFormatError
+from edge.evaluate.progress import OnRecord, each
 from edge.pipeline import Output, Pipeline
 from edge.sources.open import DEFAULT_START_WALL
 from edge.sources.replay import RecordingSource
@@ -135,7 +136,8 @@ def af_record(path: str | Path, config: EdgeConfig, models: ModelSet,
 
 def evaluate_af(paths: list[str], config: EdgeConfig, channel: str | None = None,
                 models: ModelSet | None = None,
-                plot_dir: str | Path | None = None) -> dict[str, Any]:
+                plot_dir: str | Path | None = None,
+                on_record: OnRecord | None = None) -> dict[str, Any]:
     """Per-record and gross AF episode and duration Se / +P (``total.se``, ``total.ppv``
     are episode level; ``duration_se``, ``duration_ppv`` duration level;
     ``se_min_duration`` is episode Se over the reference episodes that last at least
@@ -145,7 +147,7 @@ def evaluate_af(paths: list[str], config: EdgeConfig, channel: str | None = None
         raise RecordFormatError("AF evaluation needs an AF model (inference.af_model is empty)")
     rows = []
     total: dict[str, float] = {}
-    for p in paths:
+    for p in each(paths, on_record):
         counts, row = af_record(p, config, models, channel, plot_dir)
         rows.append(row)
         for k, v in counts.items():

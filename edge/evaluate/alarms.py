@@ -21,6 +21,7 @@ from typing import Any
 
 from edge.app import run_pipeline
 from edge.config import EdgeConfig
+from edge.evaluate.progress import OnRecord, each
 from edge.sources.open import open_replay
 from edge.sources.replay import TraceSource
 from edge.types import Episode, Priority
@@ -65,7 +66,8 @@ async def _record(path: str | Path, config: EdgeConfig, csv_fs: float | None,
 
 def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | None = None,
                  csv_fs: float | None = None, quality_gate: bool = True,
-                 plot_dir: str | Path | None = None) -> dict[str, Any]:
+                 plot_dir: str | Path | None = None,
+                 on_record: OnRecord | None = None) -> dict[str, Any]:
     """Urgent + warning episodes per hour on alarm-free records (per record and total).
 
     With ``quality_gate`` each row and the total also give ``alarms_quality_gated``:
@@ -78,7 +80,7 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
         paths = [paths]
     rows = []
     n_total, n_gated, h_total = 0, 0, 0.0
-    for p in paths:
+    for p in each(paths, on_record):
         episodes, hours, beats, rec, damage = asyncio.run(_record(p, config, csv_fs))
         alarms = [e for e in episodes if e.priority in ALARM_PRIORITIES]
         gated = _gated(alarms, rec, config) if quality_gate and rec is not None else alarms

@@ -1,6 +1,6 @@
 """Evidence plots: a signal with detected and reference events, one PNG per record.
 
-Needs matplotlib (the optional extra ``plot``: ``pip install -e ".[plot]"``);
+Needs matplotlib (the optional extra ``tools``: ``pip install -e ".[tools]"``);
 the Agg backend is used, so no display is needed (a Pi without a screen, CI).
 """
 
@@ -41,8 +41,9 @@ def plot_events(signal: np.ndarray, fs: float,
     spans, or :class:`~edge.types.Episode` objects (shaded spans with their kind).
     ``max_seconds`` limits the plot to the start of a long record.
     """
-    import matplotlib
+    from edge.extras import require
 
+    matplotlib = require("matplotlib", "tools", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -31,6 +31,7 @@ import numpy as np
 from edge.config import PpgConfig
 from edge.dsp.ppg import ppg_hr_motion
 from edge.errors import RecordFormatError
+from edge.evaluate.progress import OnRecord, each
 
 SPC_FS = 125.0
 
@@ -80,7 +81,8 @@ def _errors(est: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def evaluate_ppg_hr(paths: Sequence[str | Path], reference: str | Path | None = None,
-                    config: PpgConfig | None = None) -> dict[str, Any]:
+                    config: PpgConfig | None = None,
+                    on_record: OnRecord | None = None) -> dict[str, Any]:
     """Per-recording and overall MAE (bpm) of the motion-robust PPG heart rate.
 
     ``reference`` names the BPM file when a single recording is given; by
@@ -90,7 +92,7 @@ def evaluate_ppg_hr(paths: Sequence[str | Path], reference: str | Path | None = 
         raise ValueError("an explicit reference needs exactly one recording")
     rows = []
     pooled = []
-    for p in paths:
+    for p in each(paths, on_record):
         ref = load_reference(reference if reference is not None else reference_path(p))
         err = _errors(estimate_record(p, config), ref)
         pooled.append(err)

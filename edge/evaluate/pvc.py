@@ -19,6 +19,7 @@ from edge.detect.models import ModelSet
 from edge.errors import RecordFormatError
 from edge.evaluate.af import replay_with_models
 from edge.evaluate.beats import BeatMatch, match_beats
+from edge.evaluate.progress import OnRecord, each
 from edge.trace.recordings import load_wfdb
 
 __all__ = ["V_SYMBOLS", "evaluate_pvc"]
@@ -57,7 +58,8 @@ def pvc_record(path: str | Path, config: EdgeConfig, models: ModelSet,
 
 def evaluate_pvc(paths: list[str], config: EdgeConfig, channel: str | None = None,
                  tolerance_s: float = 0.150, models: ModelSet | None = None,
-                 plot_dir: str | Path | None = None) -> dict[str, Any]:
+                 plot_dir: str | Path | None = None,
+                 on_record: OnRecord | None = None) -> dict[str, Any]:
     """Per-record and gross V-beat TP/FP/FN, ``se`` and ``ppv`` (in ``total``)."""
     models = models or ModelSet.from_config(config)
     if models.beat is None:
@@ -65,7 +67,7 @@ def evaluate_pvc(paths: list[str], config: EdgeConfig, channel: str | None = Non
                                 "(inference.beat_model is empty)")
     rows = []
     total = BeatMatch(0, 0, 0)
-    for p in paths:
+    for p in each(paths, on_record):
         m, row = pvc_record(p, config, models, channel, tolerance_s, plot_dir)
         rows.append(row)
         total = total + m

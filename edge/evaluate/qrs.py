@@ -21,6 +21,7 @@ from edge.clock import VirtualClock
 from edge.config import EdgeConfig
 from edge.errors import RecordFormatError
 from edge.evaluate.beats import BeatMatch, match_beats, reference_beats
+from edge.evaluate.progress import OnRecord, each
 from edge.sources.open import DEFAULT_START_WALL
 from edge.sources.replay import RecordingSource
 from edge.trace.recordings import load_wfdb
@@ -56,11 +57,12 @@ async def qrs_record(path: str | Path, config: EdgeConfig, annotator: str = "atr
 
 def evaluate_qrs(paths: list[str], config: EdgeConfig, annotator: str = "atr",
                  channel: str | None = None, tolerance_s: float = 0.150,
-                 plot_dir: str | Path | None = None) -> dict[str, Any]:
+                 plot_dir: str | Path | None = None,
+                 on_record: OnRecord | None = None) -> dict[str, Any]:
     """Per-record and gross TP/FP/FN, sensitivity and positive predictivity."""
     rows = []
     total = BeatMatch(0, 0, 0)
-    for p in paths:
+    for p in each(paths, on_record):
         match, row = asyncio.run(qrs_record(p, config, annotator, channel, tolerance_s,
                                             plot_dir))
         rows.append(row)

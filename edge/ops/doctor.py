@@ -54,7 +54,7 @@ def check_python(cfg: EdgeConfig) -> Check:
 
 
 def check_packages(cfg: EdgeConfig) -> Check:
-    wanted = ["numpy", "scipy", "click", "wfdb", "onnxruntime", "bleak", "pyserial",
+    wanted = ["numpy", "scipy", "click", "onnxruntime", "bleak", "pyserial",
               "prometheus-client"]
     found, missing = [], []
     for name in wanted:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import RecordFormatError
+from edge.extras import require
 from edge.types import ChannelSpec
 
 
@@ -77,7 +78,8 @@ def load_wfdb(path: str | Path, channel: str | None = None,
     ``channel`` is a name or index; by default the first ECG lead found.
     Annotations come from ``annotator`` when that file exists.
     """
-    import wfdb  # imported here: heavy (pandas), and only replay needs it
+    # imported here: heavy (pandas) and in the 'tools' extra, not on a gateway
+    wfdb = require("wfdb", "tools", "reading WFDB records")
 
     p = Path(path)
     if p.suffix in (".hea", ".dat", ".atr"):
