@@ -23,6 +23,7 @@ from edge.cli.run import run
 from edge.cli.serial import serial_group
 from edge.cli.simulate import simulate
 from edge.cli.status import status
+from edge.cli.sync import sync_group
 from edge.ops.logs import setup_logging
 
 
@@ -38,5 +39,5 @@ def cli(verbose: int, log_format: str) -> None:
 
 
 for command in (run, status, doctor, demo, replay, record, events, outbox, evaluate, bench,
-                config, model, simulate, serial_group, frames, ble_group):
+                config, model, simulate, serial_group, frames, ble_group, sync_group):
     cli.add_command(command)

@@ -375,10 +375,10 @@ const server = http.createServer(async (req, res) => {
       send(res, 200, result);
       return;
     }
-    if (req.method === 'GET') {
+    if (req.method === 'GET' || req.method === 'DELETE') {
       const [oo, resource] = await serialized(() =>
         router.handleRequest(
-          { method: 'GET', url: rel + url.search, body: undefined, params: {}, query: {}, headers: {} },
+          { method: req.method, url: rel + url.search, body: undefined, params: {}, query: {}, headers: {} },
           repo
         )
       );
