@@ -119,3 +119,36 @@ def test_on_a_strict_server_an_existing_patient_must_be_there(tmp_path, medplum)
         assert asyncio.run(sync(ob, existing))[0].delivered == 1
     subjects = {o["subject"] for o in medplum.observations()}
     assert len(subjects) == 1 and next(iter(subjects)).startswith("Patient/")
+
+
+def test_a_replay_of_mitdb_208_reaches_medplum_coded_and_linked_to_a_patient(
+        tmp_path, data_dir, medplum):
+    """The issue's measurement as a test: every episode with a SNOMED CT or MDC code, a
+    resolved Patient, plain JSON (gzip off by default), nothing twice."""
+    from click.testing import CliRunner
+
+    from edge.cli.main import cli
+
+    outbox, cfg = tmp_path / "o.sqlite3", tmp_path / "edge.toml"
+    cfg.write_text('[fhir]\npatient_identifier_value = "p-208"\n')
+    run = CliRunner().invoke
+    r = run(cli, ["replay", str(data_dir / "mitdb" / "208"), "--outbox", str(outbox),
+                  "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    with Outbox(outbox) as ob:
+        ids = [e.episode.id for e in ob.events()]
+    assert ids  # 208 has ventricular ectopy: there is something to deliver
+    for _ in range(2):  # the second flush finds nothing new to store
+        r = run(cli, ["outbox", "flush", "--outbox", str(outbox), "--url", medplum.url,
+                      "--config", str(cfg)])
+        assert r.exit_code == 0 and "; 0 pending, 0 refused" in r.stdout, r.output
+    held = {o["identifier"]: o for o in medplum.observations()
+            if o["system"] == "urn:vitals-edge:event"}
+    assert sorted(held) == sorted(ids)
+    for o in held.values():
+        assert any(c.startswith(("http://snomed.info/sct|", "urn:iso:std:iso:11073:10101|"))
+                   for c in o["codes"]), o
+        assert o["subject"].startswith("Patient/"), o
+    stats = medplum.stats()
+    assert stats["duplicates"] == [] and stats["resources"]["Patient"] == 1
+    assert "refused_gzip" not in stats["counters"]

@@ -26,7 +26,7 @@ import httpx
 
 from edge.config import EdgeConfig
 from edge.errors import BundleRejectedError, SyncError
-from edge.sync.codes import EPISODE_CODES, UNCODED_KINDS, VITAL_CODED_KINDS, standard_codings
+from edge.sync.codes import EPISODE_CODES, VITAL_CODED_KINDS, standard_codings
 from edge.sync.fhir import patient_reference, transaction_bundle
 from edge.sync.transport import Uploader
 from edge.types import Episode, Priority, StreamKey
@@ -60,7 +60,7 @@ class CheckReport:
 def check_kinds() -> list[str]:
     """The episode kinds with standard codes (one test Observation each)."""
     return [k for k in EPISODE_CODES
-            if k not in VITAL_CODED_KINDS | UNCODED_KINDS and k != "news2_escalation"]
+            if k not in VITAL_CODED_KINDS and k != "news2_escalation"]
 
 
 def _episodes(run: str) -> list[Episode]:

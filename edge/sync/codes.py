@@ -13,6 +13,8 @@ MDC codes are written as the PHD IG does: the 32-bit code in decimal,
   published in FHIR form by the DICOM terminology IG (``dicom-cid-3230-ECGFinding``);
 * ``DICOM-3038``: DICOM PS3.16 CID 3038 "Pattern Event" (IEEE 11073-10101 event
   codes, partition 3, reprinted from the IEEE table);
+* ``DICOM-3039``: DICOM PS3.16 CID 3039 "Device-related and Environment-related
+  Event" (IEEE 11073-10101 technical event codes);
 * ``IVR``: the Swiss IVR emergency-medicine FHIR IG (respiration findings value set,
   vital-sign interpretation examples);
 * ``SNOMED``: SNOMED CT International, the concept's fully specified name.
@@ -71,6 +73,7 @@ _EVT_ASYSTOLE = Concept(mdc_code(3, 3076), "MDC_EVT_ECG_ASYSTOLE", "DICOM-3038")
 _EVT_AF = Concept(mdc_code(3, 3128), "MDC_EVT_ECG_ATR_FIB", "DICOM-3038")
 _EVT_ARRHY = Concept(mdc_code(3, 3266), "MDC_EVT_ECG_ARRHY", "DICOM-3038")
 _EVT_DESAT = Concept(mdc_code(3, 3246), "MDC_EVT_DESAT", "DICOM-3038")
+_EVT_ARTIFACT = Concept(mdc_code(3, 432), "MDC_EVT_WAVE_ARTIF_ERR", "DICOM-3039")
 
 _NO_SINUS = ("MDC has only sinus brady/tachycardia event codes (MDC_EVT_ECG_SINUS_*); the "
              "rate rule does not establish sinus rhythm, so no MDC code")
@@ -105,16 +108,14 @@ EPISODE_CODES: dict[str, EpisodeCodes] = {
     "news2_escalation": EpisodeCodes(_NEWS2, None, note=(
         "sent as the NEWS2 survey Observation + RiskAssessment; a partial, sensor-only score "
         "keeps the local code only (it must not be presented as NEWS2)")),
-    "ecg_signal_inadequate": EpisodeCodes(None, None, note=(
+    "ecg_signal_inadequate": EpisodeCodes(None, _EVT_ARTIFACT, "3::432", note=(
         "a technical event (the signal could not support a pause/asystole call), not a "
-        "clinical finding; no MDC technical-alarm code could be cited")),
+        "clinical finding: the MDC waveform-artifact event, no SNOMED CT concept")),
 }
 
 #: kinds whose standard code comes from the vital sign they summarise (LOINC + MDC)
 VITAL_CODED_KINDS = frozenset({"hr_deviation", "spo2_deviation", "resp_deviation",
                                "temperature_deviation"})
-#: kinds with no standard code by design (a technical event)
-UNCODED_KINDS = frozenset({"ecg_signal_inadequate"})
 
 
 def standard_codings(kind: str) -> list[dict[str, str]]:
