@@ -152,3 +152,23 @@ def test_a_replay_of_mitdb_208_reaches_medplum_coded_and_linked_to_a_patient(
     stats = medplum.stats()
     assert stats["duplicates"] == [] and stats["resources"]["Patient"] == 1
     assert "refused_gzip" not in stats["counters"]
+
+
+@pytest.mark.parametrize("kind", FHIR_BACKENDS)
+def test_a_transaction_with_one_invalid_entry_stores_nothing(tmp_path, kind):
+    from edge.errors import BundleRejectedError
+    from edge.sync.fhir import transaction_bundle
+
+    require_backend(kind)
+    with start_backend(kind, tmp_path) as be:
+        cfg = cfg_for(be.url)
+        bundle = transaction_bundle([(ep(1), 1), (ep(2), 1)], cfg.fhir).bundle
+        del bundle["entry"][-1]["resource"]["status"]  # the last Observation is invalid
+
+        async def send() -> None:
+            async with Uploader(cfg) as up:
+                await up.send(bundle)
+        with pytest.raises(BundleRejectedError) as err:
+            asyncio.run(send())
+        assert err.value.status == 400
+        assert be.stats()["resources"] == {}  # all or nothing: not even the Patient

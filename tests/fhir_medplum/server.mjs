@@ -12,7 +12,7 @@
 //   resource, which replaces the reference; no match or several fail the transaction
 //   (the router alone stores them unresolved);
 // * transactions are all-or-nothing (the in-memory repository has no rollback: the
-//   wrapper snapshots it and restores it on failure) and run one at a time;
+//   wrapper journals every write and undoes them on failure) and run one at a time;
 // * a gzip-compressed request body gets 415 with `Accept-Encoding: identity` (a FHIR
 //   server need not accept request compression), unless --accept-gzip;
 // * the same fault injection and admin endpoints as edge.sync.testserver, so one test
@@ -97,12 +97,18 @@ const created = new Map(); // "Type/id" -> sequence number of its creation
 let seq = 0;
 
 class ValidatingRepository extends MemoryRepository {
+  journal = null; // during a transaction: how to undo each write
+
   // Every write of MemoryRepository (create, conditional create, update, conditional
   // update) ends in createResourceSync: validating there means nothing is stored unvalidated.
   createResourceSync(resource, options, update) {
     validate(resource);
+    const type = resource.resourceType;
+    const before = resource.id ? this.resources.get(type)?.get(resource.id) : undefined;
+    const historyBefore = resource.id ? (this.history.get(type)?.get(resource.id)?.length ?? 0) : 0;
     const out = super.createResourceSync(resource, options, update);
-    const key = `${out.resourceType}/${out.id}`;
+    this.journal?.push([type, out.id, before, historyBefore]);
+    const key = `${type}/${out.id}`;
     if (!created.has(key)) {
       created.set(key, ++seq);
     }
@@ -110,16 +116,22 @@ class ValidatingRepository extends MemoryRepository {
   }
 
   async withTransaction(callback) {
-    // all-or-nothing: restore the snapshot when anything in the transaction throws
-    const snapshot = structuredClone([this.resources, this.history]);
+    // all-or-nothing (the in-memory repository has no rollback): undo the journal on failure
+    if (this.journal) return callback(this);
+    this.journal = [];
     try {
       return await callback(this);
     } catch (err) {
-      this.resources.clear();
-      this.history.clear();
-      for (const [k, v] of snapshot[0]) this.resources.set(k, v);
-      for (const [k, v] of snapshot[1]) this.history.set(k, v);
+      for (const [type, id, before, historyBefore] of this.journal.reverse()) {
+        if (before) this.resources.get(type).set(id, before);
+        else this.resources.get(type)?.delete(id);
+        const h = this.history.get(type)?.get(id);
+        if (h && historyBefore) h.length = historyBefore;
+        else this.history.get(type)?.delete(id);
+      }
       throw err;
+    } finally {
+      this.journal = null;
     }
   }
 }
