@@ -172,3 +172,26 @@ def test_a_transaction_with_one_invalid_entry_stores_nothing(tmp_path, kind):
             asyncio.run(send())
         assert err.value.status == 400
         assert be.stats()["resources"] == {}  # all or nothing: not even the Patient
+
+
+def test_the_engine_learns_a_servers_transaction_size_limit_and_says_so_once(
+        tmp_path, medplum, caplog):
+    cfg = cfg_for(medplum.url)
+    cfg = replace(cfg, sync=replace(cfg.sync, batch_events=50))
+    with Outbox(tmp_path / "o.sqlite3") as ob:
+        for i in range(30):
+            ob.put(ep(i))
+
+        async def run() -> tuple[int, int | None, int]:
+            async with Uploader(cfg) as up:
+                engine = SyncEngine(ob, up, cfg)
+                first = await engine.sync_once(max_events=12)
+                rest = await engine.sync_once()
+                return first.delivered + rest.delivered, engine.batch_limit, rest.bundles
+        with caplog.at_level(logging.WARNING, logger="edge.sync.engine"):
+            delivered, limit, bundles = asyncio.run(run())
+    assert delivered == 30 and limit is not None and limit + 3 <= 8  # + Patient, 2 Devices
+    assert bundles == -(-18 // limit)  # the rest went at the learned size, no more refusals
+    learned = [r for r in caplog.records if "per bundle from now on" in r.getMessage()]
+    assert len(learned) == 1
+    assert len(medplum.observations()) == 30
