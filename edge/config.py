@@ -30,6 +30,12 @@ def setting(default: Any, rationale: str, source: str = "engineering choice") ->
     return field(default=default, metadata={"rationale": rationale, "source": source})
 
 
+#: the placeholder pseudonym of a gateway not yet assigned to a patient
+PATIENT_PLACEHOLDER = "unassigned"
+#: how episodes link to the patient (FhirConfig.patient_link)
+PATIENT_LINKS = ("create", "existing")
+
+
 # QRS detector (edge.dsp.qrs): here so that reading a configuration never imports scipy
 _PT = "Pan & Tompkins 1985, IEEE TBME 32(3):230-236"
 _HT = "Hamilton & Tompkins 1986, IEEE TBME 33(12):1157-1165"
@@ -432,9 +438,13 @@ class SyncConfig:
         "outage, small enough that a rejected or timed-out bundle costs little to resend.",
     )
     gzip: bool = setting(
-        True,
+        False,
         "Send bundles with Content-Encoding: gzip. FHIR JSON compresses about 10x, which "
-        "matters on a metered or weak link; set false for servers that do not accept it.",
+        "matters on a metered or weak link, but a FHIR server need not accept compressed "
+        "requests (Medplum's router and many proxies do not): off by default. When on and "
+        "the server answers 415, the gateway falls back to plain JSON for the rest of the "
+        "connection, logs it once, and resends the same bundle (nothing is lost).",
+        "RFC 9110 8.4 (Content-Encoding), 15.5.16 (415 Unsupported Media Type)",
     )
     connect_timeout_s: float = setting(10.0, "TCP/TLS connect timeout.")
     request_timeout_s: float = setting(
@@ -532,18 +542,30 @@ class TlsConfig:
 class FhirConfig:
     patient_identifier_system: str = setting(
         "urn:example:pseudonym",
-        "System of the pseudonymous patient identifier: resources refer to the patient as "
-        "Patient?identifier=system|value (a conditional reference the server resolves), so "
+        "System of the pseudonymous patient identifier the gateway knows its patient by: "
         "no name or MRN ever lives on the gateway.",
-        "FHIR R4 3.1.0.1.2 conditional references in transactions",
+        "FHIR R4 http.html#trules (conditional references in transactions)",
     )
     patient_identifier_value: str = setting(
-        "unassigned", "The pseudonym of the patient this gateway is assigned to."
+        PATIENT_PLACEHOLDER,
+        "The pseudonym of the patient this gateway is assigned to. The default is a "
+        "placeholder: `edge config check` warns while sync is on and it is still set.",
+    )
+    patient_link: str = setting(
+        "create",
+        "How episodes link to the patient. 'create': each bundle carries a conditional create "
+        "of a Patient holding only the identifier (no demographics), and resources refer to "
+        "its entry's fullUrl, so the link resolves on any R4 server. 'existing': resources "
+        "refer to Patient?identifier=system|value; the server must already hold exactly one "
+        "such Patient (strict servers fail the whole transaction otherwise; lenient ones store "
+        "the reference unresolved). Use 'existing' when the hospital's FHIR server owns the "
+        "Patient record.",
+        "FHIR R4 http.html#trules and #ccreate (conditional references, conditional create)",
     )
     patient_reference: str = setting(
         "",
-        "A literal reference (e.g. 'Patient/123') to use instead of the conditional one, for "
-        "servers that do not resolve conditional references.",
+        "A literal reference (e.g. 'Patient/123') to use instead of patient_link, for "
+        "servers that neither resolve conditional references nor allow creating a Patient.",
     )
     gateway_id: str = setting(
         "00-00-00-00-00-00-00-00",
@@ -583,6 +605,11 @@ class FhirConfig:
         "Upper bound of samples in one evidence snippet (10 s at 250 Hz, about 20 kB of "
         "JSON): longer snippets are decimated, never sent as a multi-megabyte Observation.",
     )
+
+    def __post_init__(self) -> None:
+        if self.patient_link not in PATIENT_LINKS:
+            raise ConfigError(f"fhir.patient_link: expected one of {', '.join(PATIENT_LINKS)}, "
+                              f"got {self.patient_link!r}")
 
 
 @dataclass(frozen=True)
@@ -1386,6 +1413,19 @@ def load_config(path: str | Path | None = None) -> EdgeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
     return typing.cast(EdgeConfig, _build(EdgeConfig, raw, str(p)))
+
+
+def config_warnings(config: EdgeConfig) -> list[str]:
+    """Settings that load but are very likely wrong for a real deployment (one line each)."""
+    out = []
+    f = config.fhir
+    if config.sync.url and not f.patient_reference and \
+            f.patient_identifier_value == PATIENT_PLACEHOLDER:
+        out.append(f"fhir.patient_identifier_value is still the placeholder "
+                   f"{PATIENT_PLACEHOLDER!r} while sync is on: every episode would link to "
+                   f"that placeholder patient; set the pseudonym of the patient this gateway "
+                   f"is assigned to")
+    return out
 
 
 def example_toml(config: EdgeConfig | None = None) -> str:

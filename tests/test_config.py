@@ -72,3 +72,23 @@ def test_errors_name_the_file_the_key_and_what_is_expected(tmp_path, text, match
 def test_a_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_config_check_warns_while_sync_is_on_and_the_patient_is_the_placeholder(tmp_path):
+    from click.testing import CliRunner
+
+    from edge.cli.main import cli
+
+    path = tmp_path / "edge.toml"
+    run = CliRunner().invoke
+    path.write_text('[sync]\nurl = "https://fhir.example.org/r4"\n')
+    r = run(cli, ["config", "check", str(path)])
+    assert r.exit_code == 0 and "(1 warning(s))" in r.stdout
+    assert "warning: fhir.patient_identifier_value is still the placeholder" in r.stderr
+    path.write_text('[sync]\nurl = "https://fhir.example.org/r4"\n'
+                    '[fhir]\npatient_identifier_value = "p-42"\n')
+    r = run(cli, ["config", "check", str(path)])
+    assert r.exit_code == 0 and r.stdout.strip().endswith(": ok") and r.stderr == ""
+    path.write_text('[fhir]\npatient_link = "maybe"\n')
+    r = run(cli, ["config", "check", str(path)])
+    assert r.exit_code == 1 and "fhir.patient_link: expected one of create, existing" in r.output

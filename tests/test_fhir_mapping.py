@@ -12,6 +12,7 @@ from edge.config import FhirConfig
 from edge.store.outbox import Evidence
 from edge.sync.fhir import (
     episode_observation,
+    full_url,
     news2_resources,
     to_json,
     transaction_bundle,
@@ -43,7 +44,7 @@ def test_an_episode_about_heart_rate_is_a_vital_signs_observation():
                                   "system": "http://unitsofmeasure.org", "code": "/min"}
     assert o["effectivePeriod"] == {"start": "2024-05-17T09:31:00Z",
                                     "end": "2024-05-17T09:36:00Z"}
-    assert o["subject"]["reference"] == "Patient?identifier=urn:example:pseudonym|p-42"
+    assert o["subject"]["reference"] == full_url("Patient", "urn:example:pseudonym", "p-42")
     assert o["device"]["reference"].startswith("urn:uuid:")
     assert o["interpretation"][0]["coding"][0]["code"] == "H"
     ext = {e["url"]: e for e in o["extension"]}
@@ -146,3 +147,38 @@ def test_a_news2_escalation_from_the_detector_maps_to_news2():
     assert obs["valueInteger"] == 14 and obs["code"]["coding"][0]["code"] == "1104051000000101"
     risk = plan.bundle["entry"][-1]["resource"]
     assert risk["prediction"][0]["qualitativeRisk"]["coding"][0]["code"] == "high"
+
+
+def test_every_episode_carries_its_standard_codes_beside_the_local_code():
+    af = to_json(episode_observation(tachy(kind="atrial_fibrillation", summary=None), 1, CFG))
+    codes = [(c["system"], c["code"]) for c in af["code"]["coding"]]
+    assert codes == [("http://snomed.info/sct", "49436004"),
+                     ("urn:iso:std:iso:11073:10101", "199736"),  # MDC 3::3128
+                     ("urn:vitals-edge:episode-kind", "atrial_fibrillation")]
+    # a vital-sign episode keeps LOINC + MDC measurement codes and gains the finding
+    t = to_json(episode_observation(tachy(), 1, CFG))
+    assert [c["code"] for c in t["code"]["coding"]] == ["8867-4", "147842", "3424008",
+                                                        "tachycardia"]
+
+
+def test_the_patient_is_a_conditional_create_with_the_identifier_only_by_default():
+    b = transaction_bundle([(tachy(), 1)], CFG).bundle
+    first = b["entry"][0]
+    assert first["resource"] == {"resourceType": "Patient", "identifier": [
+        {"system": "urn:example:pseudonym", "value": "p-42"}]}
+    assert first["request"] == {"method": "POST", "url": "Patient",
+                                "ifNoneExist": "identifier=urn:example:pseudonym|p-42"}
+    subjects = {x["resource"]["subject"]["reference"] for x in b["entry"]
+                if "subject" in x["resource"]}
+    assert subjects == {first["fullUrl"]}
+
+
+def test_an_existing_patient_is_referenced_by_identifier_and_never_created():
+    cfg = replace(CFG, patient_link="existing")
+    b = transaction_bundle([(tachy(), 1)], cfg).bundle
+    assert "Patient" not in {x["resource"]["resourceType"] for x in b["entry"]}
+    assert b["entry"][-1]["resource"]["subject"] == {
+        "reference": "Patient?identifier=urn:example:pseudonym|p-42"}
+    literal = transaction_bundle([(tachy(), 1)], replace(CFG, patient_reference="Patient/9"))
+    assert literal.bundle["entry"][-1]["resource"]["subject"] == {"reference": "Patient/9"}
+    assert "Patient" not in {x["resource"]["resourceType"] for x in literal.bundle["entry"]}

@@ -1,4 +1,9 @@
-"""Sync against a real FHIR test server on loopback: exactly once, urgent first, faults, auth."""
+"""Sync against real FHIR servers on loopback: exactly once, urgent first, faults, auth.
+
+The delivery tests run against both servers in ``FHIR_BACKENDS``: this project's
+fault-injecting test server and Medplum's FHIR router (tests/fhir_medplum), which
+validates every resource and resolves conditional references strictly.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +30,10 @@ from edge.store.outbox import Outbox
 from edge.sync.crashtest import fast_sync
 from edge.sync.deliver import deliver_all
 from edge.sync.engine import Backoff, CircuitBreaker, SyncEngine
-from edge.sync.testserver import start_test_backend
+from edge.sync.testserver import start_backend, start_test_backend
 from edge.sync.transport import Uploader, retry_after_seconds
 from edge.types import Episode, Priority, StreamKey
+from tests.sync_helpers import FHIR_BACKENDS, require_backend
 
 EVENT_SYSTEM = "urn:vitals-edge:event"
 
@@ -39,9 +45,10 @@ def ep(i: int, priority=Priority.WARNING, **kw) -> Episode:
     return Episode(**{**base, **kw})
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory):
-    with start_test_backend(tmp_path_factory.mktemp("be") / "backend.sqlite3") as be:
+@pytest.fixture(scope="module", params=FHIR_BACKENDS)
+def backend(request, tmp_path_factory):
+    require_backend(request.param)
+    with start_backend(request.param, tmp_path_factory.mktemp("be")) as be:
         yield be
 
 

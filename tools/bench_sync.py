@@ -1,10 +1,13 @@
-"""Benchmark the outbox and the clinical sync against the loopback test backend.
+"""Benchmark the outbox and the clinical sync against a loopback FHIR backend.
 
 Figures: outbox writes per second (synchronous=FULL, and NORMAL as a baseline ratio);
-sync throughput to the loopback backend (events/s); delivery after a simulated 24 h
-outage (all events, urgent first, order checked on the server); the kill -9 result.
+sync throughput to the backend (events/s); delivery after a simulated 24 h outage
+(all events, urgent first, order checked on the server); the kill -9 result.
+``--backend medplum`` runs the sync figures against Medplum's FHIR router under Node
+(tests/fhir_medplum; `npm ci` there first) instead of this project's test server.
 
     python tools/bench_sync.py [--json] [--events N] [--kills K] [--outage-rate PER_HOUR]
+                               [--backend own|medplum]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from edge.errors import TransientSyncError
 from edge.store.outbox import Outbox
 from edge.sync.crashtest import fast_sync, kill_test
 from edge.sync.engine import SyncEngine
-from edge.sync.testserver import start_test_backend
+from edge.sync.testserver import start_backend
 from edge.sync.transport import Uploader
 from edge.types import Episode, Priority, StreamKey, VitalKind, VitalSummary
 
@@ -59,23 +62,33 @@ async def _drain(ob: Outbox, cfg: EdgeConfig) -> tuple[int, int, float]:
         return rep.delivered, rep.bundles, time.perf_counter() - t0
 
 
-def bench_throughput(tmp: Path, n: int) -> dict[str, Any]:
-    with start_test_backend(tmp / "tp-backend.sqlite3") as be:
+async def _drain_all(ob: Outbox, cfg: EdgeConfig) -> tuple[int, int, float, int | None]:
+    async with Uploader(cfg) as up:
+        engine = SyncEngine(ob, up, cfg)
+        t0 = time.perf_counter()
+        rep = await engine.sync_once()
+        return rep.delivered, rep.bundles, time.perf_counter() - t0, engine.batch_limit
+
+
+def bench_throughput(tmp: Path, n: int, backend: str = "own") -> dict[str, Any]:
+    with start_backend(backend, tmp) as be:
         cfg = fast_sync(EdgeConfig(), be.url)
         cfg = replace(cfg, sync=replace(cfg.sync, batch_events=EdgeConfig().sync.batch_events))
         with Outbox(tmp / "tp.sqlite3") as ob:
             for i in range(n):
                 ob.put(episode(i, 1.7e9 + i, Priority.WARNING))
-            delivered, bundles, secs = asyncio.run(_drain(ob, cfg))
-    return {"events": delivered, "bundles": bundles, "seconds": round(secs, 2),
-            "events_per_s": round(delivered / secs, 1), "batch_events": cfg.sync.batch_events}
+            delivered, bundles, secs, limit = asyncio.run(_drain_all(ob, cfg))
+    return {"backend": backend, "events": delivered, "bundles": bundles,
+            "seconds": round(secs, 2), "events_per_s": round(delivered / secs, 1),
+            "batch_events": cfg.sync.batch_events, "learned_batch_limit": limit}
 
 
-def bench_outage(tmp: Path, rate_per_hour: float, seed: int = 3) -> dict[str, Any]:
+def bench_outage(tmp: Path, rate_per_hour: float, seed: int = 3,
+                 backend: str = "own") -> dict[str, Any]:
     rng = random.Random(seed)
     n = int(24 * rate_per_hour)
     prios = rng.choices([Priority.URGENT, Priority.WARNING, Priority.INFO], [1, 3, 6], k=n)
-    with start_test_backend(tmp / "outage-backend.sqlite3") as be:
+    with start_backend(backend, tmp) as be:
         cfg = fast_sync(EdgeConfig(), be.url)
         cfg = replace(cfg, sync=replace(cfg.sync, batch_events=EdgeConfig().sync.batch_events))
         be.faults(down=True)
@@ -113,16 +126,19 @@ def main() -> None:
                     help="episodes per hour during the simulated 24 h outage")
     ap.add_argument("--kills", type=int, default=100, help="kill -9 points (0 = skip)")
     ap.add_argument("--kill-events", type=int, default=300)
+    ap.add_argument("--backend", choices=["own", "medplum"], default="own",
+                    help="FHIR server: this project's test server or Medplum's router (Node)")
     a = ap.parse_args()
     res: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         res["outbox_writes"] = bench_writes(tmp, a.writes)
-        res["sync_throughput"] = bench_throughput(tmp, a.events)
-        res["outage_24h"] = bench_outage(tmp, a.outage_rate)
+        res["sync_throughput"] = bench_throughput(tmp, a.events, a.backend)
+        res["outage_24h"] = bench_outage(tmp, a.outage_rate, backend=a.backend)
         if a.kills:
-            res["kill_9"] = kill_test(tmp / "kill", kills=a.kills, n_events=a.kill_events,
-                                      seed=11).to_dict()
+            res["kill_9"] = {"backend": a.backend, **kill_test(
+                tmp / "kill", kills=a.kills, n_events=a.kill_events, seed=11,
+                backend_kind=a.backend).to_dict()}
     if a.json:
         print(json.dumps(res, indent=2))
     else:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "serial": "edge.cli.serial:serial_group",
     "simulate": "edge.cli.simulate:simulate",
     "status": "edge.cli.status:status",
+    "sync": "edge.cli.sync:sync_group",
     "trace": "edge.cli.trace:trace_group",
 }
 

@@ -4,10 +4,13 @@
   -> transaction Bundle dicts; no I/O.
 * :mod:`edge.sync.engine`: :class:`SyncEngine` (batches, backoff with jitter,
   Retry-After, circuit breaker, urgent first, status).
-* :mod:`edge.sync.transport`: :class:`Uploader` (httpx, TLS, gzip) and
-  :mod:`edge.sync.auth` (bearer token, SMART Backend Services).
+* :mod:`edge.sync.codes`: the SNOMED CT / MDC codes of every episode kind (pure data).
+* :mod:`edge.sync.transport`: :class:`Uploader` (httpx, TLS, gzip negotiated with a
+  415 fallback) and :mod:`edge.sync.auth` (bearer token, SMART Backend Services).
+* :mod:`edge.sync.check`: ``edge sync check``, a synthetic test bundle against a backend.
 * :mod:`edge.sync.testserver`: a FHIR test receiver with fault injection (a test
-  fixture and reference receiver, not for production).
+  fixture and reference receiver, not for production), and the starter of the
+  Medplum FHIR router backend under Node (``tests/fhir_medplum``).
 """
 
 from edge.sync.engine import SyncEngine, SyncReport, SyncStatus, sync_status

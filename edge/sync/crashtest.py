@@ -114,16 +114,21 @@ def _wait_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 def kill_test(workdir: str | Path, kills: int = 15, n_events: int = 150, seed: int = 1,
-              max_delay_s: float = 1.2, final_timeout_s: float = 120.0) -> CrashReport:
-    """Kill the producer+sync child ``kills`` times at random points; count on the backend."""
-    from edge.sync.testserver import start_test_backend
+              max_delay_s: float = 1.2, final_timeout_s: float = 120.0,
+              backend_kind: str = "own") -> CrashReport:
+    """Kill the producer+sync child ``kills`` times at random points; count on the backend.
+
+    ``backend_kind``: ``"own"`` (edge.sync.testserver) or ``"medplum"`` (Medplum's FHIR
+    router under Node, tests/fhir_medplum).
+    """
+    from edge.sync.testserver import start_backend
 
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     outbox = work / "crash-outbox.sqlite3"
     rng = random.Random(seed)
     t0 = time.perf_counter()
-    with start_test_backend(work / "crash-backend.sqlite3") as backend:
+    with start_backend(backend_kind, work) as backend:
         # lose some responses after commit: the resend must be absorbed by the server
         backend.faults({"drop": "after", "times": 3}, {"status": 503, "retry_after": 0})
         for _ in range(kills):
@@ -175,11 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     k.add_argument("--kills", type=int, default=15)
     k.add_argument("--events", type=int, default=150)
     k.add_argument("--seed", type=int, default=1)
+    k.add_argument("--backend", choices=["own", "medplum"], default="own")
     a = p.parse_args(argv)
     if a.cmd == "child":
         asyncio.run(_child(a.outbox, a.url, a.events, a.seed))
     else:
-        print(kill_test(a.workdir, a.kills, a.events, a.seed).to_dict())
+        print(kill_test(a.workdir, a.kills, a.events, a.seed,
+                        backend_kind=a.backend).to_dict())
 
 
 if __name__ == "__main__":

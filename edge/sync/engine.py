@@ -17,7 +17,10 @@ Delivery is marked in the outbox only after the transaction-response arrived; a
 crash in between resends the same revision, which the backend's conditional
 create/update absorbs. Restarting resumes where it stopped: the outbox is the state.
 A bundle the backend refuses is split until the refused event is isolated; that
-event is parked (``edge outbox list --failed``) so it never blocks the queue.
+event is parked (``edge outbox list --failed``) so it never blocks the queue. When
+both halves of a refused bundle are accepted, the bundle was too big for this server
+(Medplum, for one, refuses a transaction of more than 8 conditional entries): the
+engine sends at most that many events per bundle from then on and says so once.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ class SyncEngine:
         self._c = _Counters(delivered=int(meta.get("delivered_total", 0)),
                             bundles=int(meta.get("bundles_total", 0)))
         self._c.errors.update(meta.get("errors", {}))
+        self.batch_limit: int | None = None  # learned: the most events this server takes
 
     def wake(self) -> None:
         """Start a sync now (the pipeline calls this after storing an episode)."""
@@ -159,7 +163,7 @@ class SyncEngine:
         batch_n = self.cfg.sync.batch_events if max_events is None else max(1, min(
             max_events, self.cfg.sync.batch_events))
         while max_events is None or report.delivered + report.parked < max_events:
-            rows = self.outbox.pending(limit=batch_n)
+            rows = self.outbox.pending(limit=min(batch_n, self.batch_limit or batch_n))
             if not rows:
                 break
             self.outbox.set_meta(last_attempt=self._clock())
@@ -215,8 +219,16 @@ class SyncEngine:
         except BundleRejectedError as exc:
             if len(rows) > 1:  # isolate the refused event(s)
                 mid = len(rows) // 2
+                parked = report.parked
                 await self._send(rows[:mid], evidence, report)
                 await self._send(rows[mid:], evidence, report)
+                if report.parked == parked:  # both halves taken: the bundle was too big
+                    limit = len(rows) - mid
+                    if self.batch_limit is None or limit < self.batch_limit:
+                        self.batch_limit = limit
+                        log.warning("sync: the backend refused a bundle of %d events but took "
+                                    "its halves; sending at most %d per bundle from now on "
+                                    "(HTTP %d)", len(rows), limit, exc.status)
                 return
             r = rows[0]
             self._c.errors["rejected"] += 1

@@ -10,12 +10,17 @@ What goes where (spec sections 1-5):
 
 * the wearable and the gateway: ``Device`` (PhdDevice / PhgDevice style), each a
   conditional create on its system id, referenced within the bundle by ``urn:uuid``;
-* the patient: a pseudonymous conditional reference ``Patient?identifier=sys|value``
-  (or a literal reference) from configuration: no patient data on the gateway;
+* the patient: by default (``patient_link = "create"``) a conditional create of a
+  Patient holding only the pseudonymous identifier, referenced by its entry's
+  ``urn:uuid`` fullUrl so the link resolves on any R4 server; with ``"existing"`` a
+  conditional reference ``Patient?identifier=sys|value`` the server resolves to the
+  Patient it already holds; or a literal reference. No patient data on the gateway;
 * an episode: an ``Observation`` with ``interpretation`` (H/L/A, HH/LL/AA when
   urgent), ``effectivePeriod``, the alarm priority as an extension, and, when it
   summarises a vital sign, the vital-signs profile with LOINC + MDC codes and UCUM
-  units (mean as the value, min and max as components);
+  units (mean as the value, min and max as components); its kind is coded with SNOMED
+  CT and, where one is cited, an MDC event code beside the local code
+  (:mod:`edge.sync.codes`);
 * NEWS2: an ``Observation`` (category survey, SNOMED 1104051000000101, one
   component per parameter) plus a ``RiskAssessment``; a partial, sensor-only score
   is sent as a plain local-coded Observation, never as NEWS2 (news2.md section 5);
@@ -42,11 +47,13 @@ import numpy as np
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from edge import __version__
 from edge.config import FhirConfig
 from edge.store.outbox import Evidence
+from edge.sync.codes import standard_codings
 from edge.types import VITAL_UNITS, Episode, Priority, VitalKind, VitalSample
 
 LOINC = "http://loinc.org"
@@ -144,11 +151,32 @@ def _num(value: float) -> float | int:
     return int(v) if v.is_integer() else v
 
 
+def patient_identifier(cfg: FhirConfig) -> dict[str, str]:
+    return {"system": cfg.patient_identifier_system, "value": cfg.patient_identifier_value}
+
+
+def creates_patient(cfg: FhirConfig) -> bool:
+    """True when bundles carry the Patient conditional create (``patient_link = "create"``)."""
+    return not cfg.patient_reference and cfg.patient_link == "create"
+
+
 def patient_reference(cfg: FhirConfig) -> dict[str, str]:
+    """How resources refer to the patient: literal, the Patient entry's fullUrl, or a search."""
     if cfg.patient_reference:
         return {"reference": cfg.patient_reference}
-    return {"reference": f"Patient?identifier={cfg.patient_identifier_system}|"
-                         f"{cfg.patient_identifier_value}"}
+    ident = patient_identifier(cfg)
+    if creates_patient(cfg):
+        return {"reference": full_url("Patient", ident["system"], ident["value"])}
+    return {"reference": f"Patient?{_ident_query(ident)}"}
+
+
+def patient_entry(cfg: FhirConfig) -> dict[str, Any]:
+    """The Patient conditional create: the pseudonymous identifier and nothing else."""
+    ident = patient_identifier(cfg)
+    res = Patient.model_validate({"resourceType": "Patient", "identifier": [ident]})
+    return {"fullUrl": full_url("Patient", ident["system"], ident["value"]),
+            "resource": to_json(res),
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": _ident_query(ident)}}
 
 
 def device_identifier(device: str, cfg: FhirConfig) -> dict[str, Any]:
@@ -229,8 +257,9 @@ def episode_observation(ep: Episode, revision: int, cfg: FhirConfig,
         ],
         "identifier": [event_identifier(ep.id, cfg)],
         "status": "preliminary" if ep.status == "ongoing" else "final",
-        "code": {"coding": [{"system": cfg.code_system, "code": ep.kind,
-                             "display": f"{kind_label} episode"}],
+        "code": {"coding": standard_codings(ep.kind) + [
+                     {"system": cfg.code_system, "code": ep.kind,
+                      "display": f"{kind_label} episode"}],
                  "text": f"{kind_label} episode ({_IEC_PRIORITY[ep.priority]} priority alarm)"},
         "subject": patient_reference(cfg),
         "effectivePeriod": {"start": iso(ep.onset)},
@@ -459,12 +488,15 @@ def transaction_bundle(events: list[tuple[Episode, int]], cfg: FhirConfig,
                        evidence: dict[str, Evidence] | None = None) -> BundlePlan:
     """A transaction Bundle for events (in the given order, urgent first from the outbox).
 
-    Devices come first (conditional creates), then per event its evidence (when
+    The Patient (with ``patient_link = "create"``) and the devices come first
+    (conditional creates), then per event its evidence (when
     configured and present), its Observation and, for NEWS2, its RiskAssessment.
     """
     evidence = evidence or {}
     entries: list[dict[str, Any]] = []
     plan = BundlePlan(bundle={})
+    if creates_patient(cfg):
+        entries.append(patient_entry(cfg))
     devices = [cfg.gateway_id] + sorted({ep.key.device for ep, _ in events} - {cfg.gateway_id})
     for name in devices:
         res = gateway_device(cfg) if name == cfg.gateway_id else wearable_device(name, cfg)

@@ -4,7 +4,9 @@ It is the *reference receiver* the sync layer is tested against; production poin
 at the hospital's FHIR server. It listens on loopback only and implements exactly
 what the gateway relies on:
 
-* ``POST {base}/`` transaction Bundles (gzip accepted), each validated with
+* ``POST {base}/`` transaction Bundles (gzip accepted unless ``--no-gzip``, which
+  answers 415 to a compressed body as a server without request compression does),
+  each validated with
   ``fhir.resources`` (R4B models), all-or-nothing in one SQLite transaction;
   conditional create (``ifNoneExist``) and conditional update
   (``PUT Type?identifier=...``) on identifiers, 412 on multiple matches;
@@ -35,6 +37,7 @@ import contextlib
 import gzip
 import json
 import secrets
+import shutil
 import socket
 import sqlite3
 import ssl
@@ -347,7 +350,7 @@ class Handler(BaseHTTPRequestHandler):
                                                      "conditionalUpdate": True,
                                                      "updateCreate": True}
                                                     for t in ("Observation", "Device",
-                                                              "RiskAssessment")]}]})
+                                                              "RiskAssessment", "Patient")]}]})
             return
         if path == f"{BASE}/.well-known/smart-configuration":
             self._send(200, {"token_endpoint": f"{b.base_url.rsplit(BASE, 1)[0]}/auth/token",
@@ -415,6 +418,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path != BASE:
             self._send(404, outcome("not-found", "POST transaction Bundles to the base URL"))
+            return
+        if b.args.no_gzip and self.headers.get("Content-Encoding", "").lower() == "gzip":
+            with b.lock:
+                b.count("refused_gzip")
+            self._send(415, outcome("not-supported", "Content-Encoding gzip not accepted"),
+                       {"Accept-Encoding": "identity"})
             return
         fault = b.next_fault()
         if fault:
@@ -499,6 +508,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
+    p.add_argument("--no-gzip", action="store_true",
+                   help="refuse gzip-compressed requests with 415 (as many FHIR servers do)")
     serve(p.parse_args(argv))
 
 
@@ -543,7 +554,8 @@ def start_test_backend(db: str | Path, *, auth: str = "none", bearer_token_file:
                        client_id: str = "vitals-edge", client_public_key: str = "",
                        token_ttl: float = 300.0, tls_cert: str = "", tls_key: str = "",
                        client_ca: str = "", admin_verify: ssl.SSLContext | bool = True,
-                       port: int = 0, startup_timeout_s: float = 90.0) -> Iterator[TestBackend]:
+                       port: int = 0, startup_timeout_s: float = 90.0,
+                       no_gzip: bool = False) -> Iterator[TestBackend]:
     """Run the test server as a subprocess on 127.0.0.1; stop it on exit."""
     cmd = [sys.executable, "-m", "edge.sync.testserver", "--port", str(port), "--db", str(db),
            "--auth", auth, "--client-id", client_id, "--token-ttl", str(token_ttl)]
@@ -552,7 +564,17 @@ def start_test_backend(db: str | Path, *, auth: str = "none", bearer_token_file:
                         ("--tls-key", tls_key), ("--client-ca", client_ca)):
         if value:
             cmd += [flag, str(value)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    if no_gzip:
+        cmd.append("--no-gzip")
+    with _run_backend(cmd, admin_verify, startup_timeout_s) as backend:
+        yield backend
+
+
+@contextlib.contextmanager
+def _run_backend(cmd: list[str], admin_verify: ssl.SSLContext | bool, startup_timeout_s: float,
+                 cwd: Path | None = None) -> Iterator[TestBackend]:
+    """Start a backend process whose first stdout line is its base URL; stop it on exit."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd)
     backend: TestBackend | None = None
     try:
         line: list[str] = []
@@ -576,6 +598,60 @@ def start_test_backend(db: str | Path, *, auth: str = "none", bearer_token_file:
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+# -- a FHIR implementation nobody on this project wrote: Medplum's router under Node ------
+
+#: the Node test backend (package.json, package-lock.json, server.mjs) in a source checkout
+MEDPLUM_DIR = Path(__file__).resolve().parents[2] / "tests" / "fhir_medplum"
+MIN_NODE = 20
+
+
+def medplum_unavailable(directory: Path = MEDPLUM_DIR) -> str | None:
+    """Why the Medplum backend cannot run here (None when it can)."""
+    node = shutil.which("node")
+    if node is None:
+        return "Node.js not found (the Medplum FHIR backend runs under node >= 20)"
+    try:
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10,
+                             check=True).stdout.strip()
+        major = int(out.lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return "node --version failed"
+    if major < MIN_NODE:
+        return f"Node.js {out} is too old (the Medplum FHIR backend needs >= {MIN_NODE})"
+    if not (directory / "server.mjs").is_file():
+        return f"{directory}/server.mjs not found (not a source checkout)"
+    if not (directory / "node_modules" / "@medplum" / "fhir-router").is_dir():
+        return f"Medplum packages not installed: run `npm ci` in {directory}"
+    return None
+
+
+@contextlib.contextmanager
+def start_medplum_backend(*, directory: Path = MEDPLUM_DIR, accept_gzip: bool = False,
+                          startup_timeout_s: float = 60.0) -> Iterator[TestBackend]:
+    """Run Medplum's FHIR router (in-memory) behind tests/fhir_medplum/server.mjs."""
+    reason = medplum_unavailable(directory)
+    if reason:
+        raise RuntimeError(reason)
+    cmd = [shutil.which("node") or "node", "--experimental-websocket", "server.mjs",
+           "--port", "0"] + (["--accept-gzip"] if accept_gzip else [])
+    with _run_backend(cmd, True, startup_timeout_s, cwd=directory) as backend:
+        yield backend
+
+
+@contextlib.contextmanager
+def start_backend(kind: str, workdir: str | Path, **kw: Any) -> Iterator[TestBackend]:
+    """``"own"`` (this module's server, SQLite in ``workdir``) or ``"medplum"``."""
+    if kind == "own":
+        with start_test_backend(Path(workdir) / f"backend-{uuid.uuid4().hex[:8]}.sqlite3",
+                                **kw) as be:
+            yield be
+    elif kind == "medplum":
+        with start_medplum_backend(**kw) as be:
+            yield be
+    else:
+        raise ValueError(f"unknown test backend {kind!r} (own, medplum)")
 
 
 if __name__ == "__main__":

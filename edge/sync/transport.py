@@ -10,6 +10,10 @@ flow) and turns HTTP outcomes into the three failures a caller can act on:
 * :class:`~edge.errors.BundleRejectedError`: 4xx on content (400, 404, 409, 412,
   413, 422), or a transaction-response with an entry that is not 200/201.
 
+Compression is negotiated, not assumed: bodies are plain JSON unless ``[sync] gzip``
+is on; a server that answers 415 to a gzip body gets the same bundle again as plain
+JSON at once, and plain JSON from then on (one log line says so).
+
 No policy here (no retries, no backoff): that is :mod:`edge.sync.engine`.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+import logging
 import ssl
 import time
 from typing import Any
@@ -29,6 +34,7 @@ from edge.errors import AuthError, BundleRejectedError, ConfigError, TransientSy
 from edge.sync.auth import make_auth
 
 FHIR_JSON = "application/fhir+json"
+log = logging.getLogger(__name__)
 
 
 def ssl_context(cfg: EdgeConfig) -> ssl.SSLContext | bool:
@@ -75,6 +81,7 @@ class Uploader:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self.bytes_sent = 0
+        self.gzip = cfg.sync.gzip  # turned off for good when the server refuses it (415)
 
     async def __aenter__(self) -> Uploader:
         s = self.cfg.sync
@@ -93,19 +100,26 @@ class Uploader:
         """POST a transaction Bundle; return the transaction-response Bundle."""
         if self._client is None:
             raise RuntimeError("Uploader used outside 'async with'")
-        body = json.dumps(bundle, separators=(",", ":")).encode()
-        headers = {"Content-Type": FHIR_JSON}
-        if self.cfg.sync.gzip:
-            body = gzip.compress(body, compresslevel=6)
-            headers["Content-Encoding"] = "gzip"
+        plain = json.dumps(bundle, separators=(",", ":")).encode()
+        if self.gzip:
+            resp = await self._post(gzip.compress(plain, compresslevel=6),
+                                    {"Content-Type": FHIR_JSON, "Content-Encoding": "gzip"})
+            if resp.status_code != 415:
+                return self._check(resp)
+            self.gzip = False
+            log.warning("sync: the backend refused a gzip-compressed request (HTTP 415); "
+                        "sending plain JSON from now on (set [sync] gzip = false)")
+        return self._check(await self._post(plain, {"Content-Type": FHIR_JSON}))
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        assert self._client is not None
         self.bytes_sent += len(body)
         try:
-            resp = await self._client.post(self.url + "/", content=body, headers=headers)
+            return await self._client.post(self.url + "/", content=body, headers=headers)
         except httpx.TimeoutException as exc:
             raise TransientSyncError(f"backend timed out ({type(exc).__name__})") from exc
         except (httpx.TransportError, ssl.SSLError) as exc:
             raise TransientSyncError(f"backend unreachable ({type(exc).__name__})") from exc
-        return self._check(resp)
 
     def _check(self, resp: httpx.Response) -> dict[str, Any]:
         code = resp.status_code
