@@ -60,7 +60,8 @@ def replay(path: str, fmt: str, fs: float | None, channel: str | None, speed: fl
                         advance(t - done[0])
                         done[0] = t
 
-                stats, summary = await run_pipeline(src, cfg, outbox=store, keep_beats=beats_csv is not None,
+                stats, summary = await run_pipeline(src, cfg, outbox=store,
+                                                    keep_beats=beats_csv is not None,
                                                     on_block=on_block)
         finally:
             if store is not None:
