@@ -34,13 +34,13 @@ CPSC = [f"cpsc2021/{p.stem}" for p in sorted((md.data_dir() / "cpsc2021").glob("
 
 #: Rows each model is calibrated on: its training distribution, without any DS2 record.
 CALIBRATION = {
-    "beat_nsv": ["mitdb-ds1/208"] + CPSC,
+    "beat_nsv": md.CALIBRATION_RECORDS[F.BEAT_FEATURES],
     "af_rr": md.CALIBRATION_RECORDS[F.AF_FEATURES],
     "ecg_quality": md.CALIBRATION_RECORDS[F.QUALITY_FEATURES],
 }
 #: Rows the golden set is drawn from (no DS2 record).
 GOLDEN = {
-    "beat_nsv": [f"mitdb-ds1/{r}" for r in md.DS1] + CPSC,
+    "beat_nsv": md.CALIBRATION_RECORDS[F.BEAT_FEATURES],
     "af_rr": md.CALIBRATION_RECORDS[F.AF_FEATURES],
     "ecg_quality": md.CALIBRATION_RECORDS[F.QUALITY_FEATURES],
 }
