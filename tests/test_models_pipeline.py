@@ -113,7 +113,7 @@ def test_every_beat_leaves_the_pipeline_once(data_dir, models):
     beats, _ = asyncio.run(replay_with_models(rec, EdgeConfig(), models))
     idx = np.array([b.index for b in beats])
     assert len(idx) == len(set(idx.tolist())) and np.all(np.diff(idx) > 0)
-    assert {b.label for b in beats} <= {"N", "S", "V", "Q"}
+    assert {b.label for b in beats} <= {"N", "S", "V", "F", "Q"}
 
 
 def test_cli_verify_and_bench_json():

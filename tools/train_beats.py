@@ -218,8 +218,8 @@ def main() -> None:
         "input": {
             "features": F.BEAT_FEATURES,
             "n_features": F.BEAT_N_FEATURES,
-            "feature_names": [f"beat_{i}" for i in range(F.BEAT_N_WAVE)]
-            + [f"diff_{i}" for i in range(F.BEAT_N_WAVE)] + list(F.BEAT_SCALARS),
+            "feature_names": [f"diff_{i}" for i in range(F.BEAT_N_WAVE)]
+            + list(F.BEAT_SCALARS),
             "source": "first ECG channel (mV) around each detected beat",
             "sample_rate_hz": F.BEAT_FS,
             "min_sample_rate_hz": 100.0,

@@ -11,11 +11,12 @@ inputs prepared differently from the ones it was trained on.
   distribution; Sarkar et al. 2008 the successive-difference dispersion;
   RMSSD and pNN-type fractions as in Dash et al. 2009).
 * ``beat_v2``: a beat-centred ECG window, band-passed 0.5-40 Hz and
-  resampled to :data:`BEAT_FS` Hz, scaled by the QRS amplitude of the
-  patient's running *normal* template (recent non-premature beats that match
-  it), its difference to that template, QRS / P / T correlation, energy and
-  width relative to the template, and RR intervals relative to the patient's
-  local and long running rhythm (de Chazal et al. 2004 RR features; template
+  resampled to :data:`BEAT_FS` Hz, minus the patient's running *normal*
+  template (recent non-premature beats that match it) and scaled by the
+  template's QRS amplitude; QRS / P / T correlation, energy, width and slope
+  relative to the template; RR intervals relative to the patient's local and
+  long running rhythm and the local rhythm's irregularity. No absolute shape
+  or rate: those describe the patient more than the beat (de Chazal et al. 2004 RR features; template
   matching as in Hamilton's OSEA beat classifier).
 * ``quality_v1``: a :data:`QUALITY_WINDOW_S` s ECG window -> spectral and
   statistical signal-quality indices (Li, Mark & Clifford 2008: kSQI, sSQI,
@@ -121,7 +122,8 @@ RR_LONG_BEATS = 128
 DOMINANT_PRE_RR = 0.85
 DOMINANT_CORR = 0.7
 RESEED_BEATS = 8
-#: The waveform vectors are decimated by this factor (35 samples at 50 Hz).
+#: The waveform difference to the template is decimated by this factor (35 samples at
+#: 50 Hz).
 BEAT_DECIM = 2
 #: Parts of the waveform (samples at BEAT_FS, beat at BEAT_PRE_S): P wave region
 #: (-250..-100 ms), QRS (+/-100 ms), T wave region (+150..+450 ms).
@@ -129,12 +131,12 @@ _C = int(round(BEAT_PRE_S * BEAT_FS))
 P_PART = slice(0, _C - 10)
 QRS_PART = slice(_C - 10, _C + 10)
 T_PART = slice(_C + 15, BEAT_N)
-BEAT_SCALARS = ("pre_local", "post_local", "pre_long", "post_pre", "local_long", "rr_long_s",
+BEAT_SCALARS = ("pre_local", "post_local", "pre_long", "post_pre", "local_long", "rr_irregular",
                 "corr_qrs", "corr_all", "corr_p", "corr_t", "amp_ratio", "log_energy_qrs",
                 "log_energy_p", "log_energy_t", "width_s", "width_ratio", "projection",
                 "slope_ratio")
 BEAT_N_WAVE = BEAT_N // BEAT_DECIM
-BEAT_N_FEATURES = 2 * BEAT_N_WAVE + len(BEAT_SCALARS)
+BEAT_N_FEATURES = BEAT_N_WAVE + len(BEAT_SCALARS)
 BEAT_CLASSES = ("N", "S", "V", "F")
 
 
@@ -240,7 +242,9 @@ class BeatFeatureExtractor:
             pre / long,
             post / max(pre, 0.1),
             local / long,
-            long,
+            # irregularity of the local rhythm: prematurity means less in AF
+            float(np.median(np.abs(np.diff(self._rr_local)))) / local
+            if len(self._rr_local) > 2 else 0.0,
             corr_qrs,
             _corr(w, t),
             _corr(w[P_PART], t[P_PART]),
@@ -254,8 +258,7 @@ class BeatFeatureExtractor:
             float(np.dot(wq, tq) / max(float(np.dot(tq, tq)), 1e-9)),
             float(np.max(np.abs(np.diff(wq)))) / ts if ts > 0 else 1.0,
         ])
-        out = np.concatenate([w[::BEAT_DECIM] / scale, (w - t)[::BEAT_DECIM] / scale,
-                              np.clip(scalars, -5.0, 5.0)])
+        out = np.concatenate([(w - t)[::BEAT_DECIM] / scale, np.clip(scalars, -5.0, 5.0)])
         # -- state update (after the beat's own features) --
         dominant = pre_rr_s is None or pre_rr_s >= DOMINANT_PRE_RR * local
         if dominant and (not self._normal or corr_qrs >= DOMINANT_CORR):
