@@ -7,6 +7,10 @@
   :class:`~edge.inference.features.BeatFeatureExtractor` the training script
   uses (no look-ahead beyond that); a V label on a beat whose QRS matches the
   patient's recent N beats is overruled (:mod:`edge.detect.beat_morphology`).
+  For a paced patient (``[beat_classifier] paced``, or ``paced = true`` in
+  the patient's table) a V label on a beat that is not premature is Q: a
+  paced beat is wide like a ventricular one but comes on the pacing interval,
+  a PVC comes early.
 * :class:`ClassifiedQrs` chains the QRS detector and the beat classifier in
   one pipeline step. The pipeline forwards an item to every later processor
   and to the sinks, so a separate classifier step would make every beat
@@ -139,7 +143,8 @@ class BeatClassifier:
         if rows:
             probs = self._run(np.stack(rows))
             classes = self.handle.model.classes
-            for k, p, wave in zip(which, probs, waves, strict=True):
+            pre_col = F.BEAT_N_WAVE + F.BEAT_SCALARS.index("pre_local")
+            for k, p, wave, row in zip(which, probs, waves, rows, strict=True):
                 j = int(np.argmax(p))
                 conf = float(p[j])
                 label = classes[j] if conf >= self.config.min_confidence else "Q"
@@ -147,6 +152,10 @@ class BeatClassifier:
                     # QRS like the patient's conducted beats: not ventricular.
                     # The confidence is then the match's correlation.
                     label, conf = "N", r
+                if (label == "V" and self.config.paced
+                        and float(row[pre_col]) >= self.config.paced_v_max_rr_ratio):
+                    # paced patient: a wide beat on time is the pacemaker's, not a PVC
+                    label = "Q"
                 self._normal.add(wave, label)
                 out[k] = replace(out[k], label=label, confidence=round(conf, 3))
             self.classified += len(rows)
