@@ -16,8 +16,8 @@ inputs prepared differently from the ones it was trained on.
   template's QRS amplitude; QRS / P / T correlation, energy, width and slope
   relative to the template; RR intervals relative to the patient's local and
   long running rhythm and the local rhythm's irregularity. No absolute shape
-  or rate: those describe the patient more than the beat (de Chazal et al. 2004 RR features; template
-  matching as in Hamilton's OSEA beat classifier).
+  or rate: those describe the patient more than the beat (de Chazal et al.
+  2004 RR features; template matching as in Hamilton's OSEA beat classifier).
 * ``quality_v1``: a :data:`QUALITY_WINDOW_S` s ECG window -> spectral and
   statistical signal-quality indices (Li, Mark & Clifford 2008: kSQI, sSQI,
   pSQI, basSQI; Clifford et al. 2012).
