@@ -462,7 +462,7 @@ class InferenceConfig:
     )
     beat_model: str = setting(
         "beat_nsv",
-        "Beat classifier (N/S/V) directory name under models_dir; empty disables it.",
+        "Beat classifier (N/S/V/F) directory name under models_dir; empty disables it.",
     )
 
 
