@@ -36,7 +36,10 @@ from edge.pipeline import Item, Output, StreamContext
 from edge.types import Beat, Gap
 from edge.windowing import Window
 
-__all__ = ["BeatClassifier", "ClassifiedQrs"]
+__all__ = ["PACED_RULE_VERSION", "BeatClassifier", "ClassifiedQrs"]
+
+#: Version of the paced rule (a V beat that is not premature is Q), in the step's version.
+PACED_RULE_VERSION = "paced-1.0"
 
 
 class BeatClassifier:
@@ -61,7 +64,8 @@ class BeatClassifier:
         self.config = config
         self.name: str = model.name
         # the model's version and the version of the label rules applied after it
-        self.version: str = f"{model.version}+{NormalBeatTemplate.version}"
+        self.version: str = f"{model.version}+{NormalBeatTemplate.version}" + (
+            f"+{PACED_RULE_VERSION}" if config.paced else "")
         fs = ctx.fs
         self._keep = int((F.SEG_PRE_S + F.POST_RR_CAP_S + 4.0) * fs)
         self._buf = np.zeros(0, dtype=np.float64)
