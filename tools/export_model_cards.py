@@ -105,6 +105,8 @@ def card(man: dict[str, Any], bench: dict[str, Any] | None) -> str:
                 out.append(f"| {r['file']} | {b} | {v['api']['p50_us']} | {v['api']['p99_us']} | "
                            f"{v['bare']['p50_us']} | {v['ratio_p50']} |")
         out.append("")
+    if man.get("notes"):
+        out += ["## Notes", ""] + [f"- {n}" for n in man["notes"]] + [""]
     out += ["## Known limits", ""] + [f"- {lim}" for lim in man.get("limits", [])] + [""]
     return "\n".join(out)
 
