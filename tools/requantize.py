@@ -55,8 +55,9 @@ def _onnx_probs(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(s.run(None, {s.get_inputs()[0].name: x})[0], np.float32)
 
 
-def requantize(name: str, max_calib: int = 8000) -> dict[str, Any]:
-    model_dir = tc.REPO / "models" / name
+def requantize(name: str, max_calib: int = 8000,
+               model_dir: Path | None = None) -> dict[str, Any]:
+    model_dir = model_dir or tc.REPO / "models" / name
     man = load_manifest(model_dir)
     for recs in (CALIBRATION[name], GOLDEN[name]):
         assert not any(md.is_ds2(r) for r in recs), "a DS2 record in calibration or golden rows"

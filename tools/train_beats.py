@@ -278,7 +278,7 @@ def main() -> None:
     tc.write_manifest(args.out, manifest)
     import requantize
 
-    print(requantize.requantize(NAME), flush=True)
+    print(requantize.requantize(NAME, model_dir=args.out), flush=True)
     print(f"done in {time.time() - t0:.0f} s")
     if cv:
         print(cv_table(cv))
