@@ -831,7 +831,7 @@ class InferenceConfig:
     )
     beat_model: str = setting(
         "beat_nsv",
-        "Beat classifier (N/S/V) directory name under models_dir; empty disables it.",
+        "Beat classifier (N/S/V/F) directory name under models_dir; empty disables it.",
     )
 
 
@@ -911,6 +911,22 @@ class BeatClassifierConfig:
         "for the match above: a beat of the same shape but much larger or smaller is not "
         "taken for a normal one.",
         "engineering choice (same rule family as normal_match_corr)",
+    )
+    paced: bool = setting(
+        False,
+        "The patient has a pacemaker. A paced QRS is wide like a ventricular one, so the beat "
+        "model may label it V; with this set, a V beat that is not premature (its RR at least "
+        "paced_v_max_rr_ratio of the local median RR) is labelled Q (paced), as EC57 classes "
+        "paced beats. Set per patient with `paced = true` in [patients.<pseudonym>].",
+        "ANSI/AAMI EC57 (paced beats are class Q); a demand pacemaker fires at the end of its "
+        "escape interval, a PVC comes early (de Chazal 2004: prematurity as a PVC feature)",
+    )
+    paced_v_max_rr_ratio: float = setting(
+        0.85,
+        "In paced mode a V label stands only on a beat whose RR is below this fraction of the "
+        "local median RR (premature); the same prematurity limit the beat features use for "
+        "the normal template (edge.inference.features.DOMINANT_PRE_RR).",
+        "engineering choice (same value as DOMINANT_PRE_RR)",
     )
     normal_template_beats: int = setting(
         16,
@@ -1239,6 +1255,10 @@ class PatientConfig:
         "inferred by the gateway.", _RCP + ", Chart 1 consciousness")
     consciousness_entered_at: str = setting("", "When ACVPU was assessed (ISO 8601).")
     entered_by: str = setting("", "Who entered the clinical inputs (role or pseudonymous id).")
+    paced: bool = setting(
+        False, "The patient has a pacemaker: beat labels follow [beat_classifier] paced for "
+        "this patient's streams (paced beats are Q, never V).",
+        "ANSI/AAMI EC57 (paced beats are class Q)")
     overrides: dict[str, float] = field(
         default_factory=dict,
         metadata={"rationale": "Per-patient values of numeric settings, by 'section.field' "
@@ -1284,7 +1304,10 @@ def patient_for_device(config: EdgeConfig, device: str) -> tuple[str, PatientCon
 
 
 def config_for_patient(config: EdgeConfig, patient: PatientConfig | None) -> EdgeConfig:
-    """``config`` with the patient's ``overrides`` applied (the config itself if none)."""
+    """``config`` with the patient's ``overrides`` (and ``paced``) applied (itself if none)."""
+    if patient is not None and patient.paced and not config.beat_classifier.paced:
+        config = dataclasses.replace(config, beat_classifier=dataclasses.replace(
+            config.beat_classifier, paced=True))
     if patient is None or not patient.overrides:
         return config
     sections: dict[str, dict[str, Any]] = {}

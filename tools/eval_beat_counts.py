@@ -11,8 +11,10 @@ Database Directory*, table of beats by type), so the pipeline's beat count and
 V-beat count can be compared with them. This is a weak check, not an
 evaluation: a count can match while individual beats are wrong, so it bounds
 sensitivity (detected V <= Se * reference V + false V) but gives neither Se
-nor +P. It is the only view this repository has of the beat classifier on
-patients that no model has seen; 104 is a paced record (out of scope).
+nor +P. Since beat_nsv 2.0.0 is trained on MIT-BIH DS1, 106, 108 and 223
+(DS1) are training records (their counts check agreement, not
+generalisation); 113, 121, 202, 231 and 232 are DS2 records no model here
+was trained or tuned on; 104 is paced (outside DS1 and DS2).
 
 Every beat goes through the live pipeline (replay, default configuration,
 shipped models), as in ``edge evaluate``.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
 from edge.config import EdgeConfig  # noqa: E402
 from edge.detect.models import ModelSet  # noqa: E402
@@ -50,6 +53,13 @@ PUBLISHED = {
 }
 
 
+def split(name: str) -> str:
+    """Where the record sits in the inter-patient protocol (de Chazal 2004)."""
+    from model_data import DS1, DS2
+
+    return "DS1 (training)" if name in DS1 else "DS2 (test)" if name in DS2 else "paced"
+
+
 def count_labels(path: Path, config: EdgeConfig, models: ModelSet) -> Counter[str]:
     """How many beats of each label the pipeline gives the record."""
     beats, _ = asyncio.run(replay_with_models(load_wfdb(path), config, models))
@@ -69,15 +79,15 @@ def main() -> None:
         labels = count_labels(root / name, config, models)
         rows.append({"record": name, "beats": labels.total(), "beats_published": ref["beats"],
                      "v": labels["V"], "v_published": ref["v"], "labels": dict(labels),
-                     "note": ref["note"]})
+                     "note": ref["note"], "split": split(name)})
     if args.json:
         print(json.dumps({"records": rows}, indent=2))
         return
-    print("| record | beats (published) | V beats (published) | note |")
-    print("|---|---|---|---|")
+    print("| record | split | beats (published) | V beats (published) | note |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['record']} | {r['beats']} ({r['beats_published']}) | {r['v']} "
-              f"({r['v_published']}) | {r['note']} |")
+        print(f"| {r['record']} | {r['split']} | {r['beats']} ({r['beats_published']}) | "
+              f"{r['v']} ({r['v_published']}) | {r['note']} |")
 
 
 if __name__ == "__main__":

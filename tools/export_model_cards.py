@@ -55,12 +55,21 @@ def card(man: dict[str, Any], bench: dict[str, Any] | None) -> str:
                    f"`{f['sha256'][:16]}...` |")
     t = man["training"]
     out += ["", "## Training data and licence", ""] + [f"- {d}" for d in t["data"]]
+    if t.get("records"):
+        out.append(f"- records: {', '.join(t['records'])}")
+    if t.get("beat_counts") and all(isinstance(v, int) for v in t["beat_counts"].values()):
+        out.append("- reference beats matched to detections: " + ", ".join(
+            f"{k} {v}" for k, v in t["beat_counts"].items()))
     out += [f"- {t['licence']}", f"- architecture: {t['architecture']}",
             f"- split: `{json.dumps({k: v for k, v in t['split'].items() if k != 'cinc_test'})}`"]
     out += ["", "## Held-out metrics (patients never seen in training)", "",
             f"Unit: {man['metrics'].get('unit', '')}.", ""]
     for key, block in man["metrics"].items():
-        if key == "unit" or not isinstance(block, dict):
+        if key == "unit" or not isinstance(block, dict) or key.startswith("published_"):
+            continue
+        if key.startswith("cross_validated"):
+            out += cv_section(key, block, classes, man["metrics"].get(
+                "published_anchors_ds1_to_ds2", {}))
             continue
         if key.startswith("leave_one_patient_out"):
             out += [f"### {key} (Keras fp32, each patient predicted by a model trained "
@@ -96,8 +105,46 @@ def card(man: dict[str, Any], bench: dict[str, Any] | None) -> str:
                 out.append(f"| {r['file']} | {b} | {v['api']['p50_us']} | {v['api']['p99_us']} | "
                            f"{v['bare']['p50_us']} | {v['ratio_p50']} |")
         out.append("")
+    if man.get("notes"):
+        out += ["## Notes", ""] + [f"- {n}" for n in man["notes"]] + [""]
     out += ["## Known limits", ""] + [f"- {lim}" for lim in man.get("limits", [])] + [""]
     return "\n".join(out)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+def cv_section(key: str, block: dict[str, Any], classes: list[str],
+               anchors: dict[str, Any]) -> list[str]:
+    """Patient-wise cross-validated figures, gross beside the published anchors, per record."""
+    out = [f"### {key}: {block.get('method', '')} (Keras fp32, model alone; each record "
+           "predicted by a model trained without it)", "",
+           "| class | reference beats | Se | +P | published inter-patient DS1 -> DS2 Se / +P |",
+           "|---|---|---|---|---|"]
+    g = block["gross"]
+    for c in classes:
+        a = anchors.get(c)
+        ref = f"{_pct(a['se'])} / {_pct(a['ppv'])}" if isinstance(a, dict) else "-"
+        out.append(f"| {c} | {g[c]['n']} | {_pct(g[c]['se'])} | {_pct(g[c]['ppv'])} | {ref} |")
+    if anchors.get("source"):
+        out += ["", f"Published figures: {anchors['source']} (not ours; intra-patient figures "
+                "from random beat splits are not comparable and are not quoted)."]
+    conf = block.get("confusion")
+    if conf:
+        out += ["", "Confusion (rows reference, columns detected): ", "",
+                "| | " + " | ".join(conf["columns_detected"]) + " |",
+                "|---" * (len(conf["columns_detected"]) + 1) + "|"]
+        for name, row in zip(conf["rows_reference"], conf["counts"], strict=True):
+            out.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    per = block.get("records", {})
+    if per:
+        out += ["", "Per record (TP / reference beats, FP):", "",
+                "| record | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+        for r, m in per.items():
+            out.append(f"| {r} | " + " | ".join(
+                f"{m[c]['tp']}/{m[c]['n']}, FP {m[c]['fp']}" for c in classes) + " |")
+    return out + [""]
 
 
 def quantization_section(man: dict[str, Any]) -> list[str]:

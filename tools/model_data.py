@@ -7,7 +7,7 @@ for calibration and golden rows (``../shared/data/README.md``); DS2 records
 are read only where a caller names them for a cross-CPU comparison.
 
     from model_data import rows_for
-    x, where = rows_for("beat_v1", ["mitdb-ds1/208", "cpsc2021/data_101_1"])
+    x, where = rows_for("beat_v2", ["mitdb-ds1/208", "cpsc2021/data_101_1"])
 """
 
 from __future__ import annotations

@@ -34,13 +34,13 @@ CPSC = [f"cpsc2021/{p.stem}" for p in sorted((md.data_dir() / "cpsc2021").glob("
 
 #: Rows each model is calibrated on: its training distribution, without any DS2 record.
 CALIBRATION = {
-    "beat_nsv": ["mitdb-ds1/208"] + CPSC,
+    "beat_nsv": md.CALIBRATION_RECORDS[F.BEAT_FEATURES],
     "af_rr": md.CALIBRATION_RECORDS[F.AF_FEATURES],
     "ecg_quality": md.CALIBRATION_RECORDS[F.QUALITY_FEATURES],
 }
 #: Rows the golden set is drawn from (no DS2 record).
 GOLDEN = {
-    "beat_nsv": [f"mitdb-ds1/{r}" for r in md.DS1] + CPSC,
+    "beat_nsv": md.CALIBRATION_RECORDS[F.BEAT_FEATURES],
     "af_rr": md.CALIBRATION_RECORDS[F.AF_FEATURES],
     "ecg_quality": md.CALIBRATION_RECORDS[F.QUALITY_FEATURES],
 }
@@ -55,8 +55,9 @@ def _onnx_probs(path: Path, x: np.ndarray) -> np.ndarray:
     return np.asarray(s.run(None, {s.get_inputs()[0].name: x})[0], np.float32)
 
 
-def requantize(name: str, max_calib: int = 8000) -> dict[str, Any]:
-    model_dir = tc.REPO / "models" / name
+def requantize(name: str, max_calib: int = 8000,
+               model_dir: Path | None = None) -> dict[str, Any]:
+    model_dir = model_dir or tc.REPO / "models" / name
     man = load_manifest(model_dir)
     for recs in (CALIBRATION[name], GOLDEN[name]):
         assert not any(md.is_ds2(r) for r in recs), "a DS2 record in calibration or golden rows"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from edge.config import EdgeConfig
 from edge.evaluate.af import evaluate_af
 from edge.evaluate.alarms import false_alarms
+from edge.evaluate.beat_classes import evaluate_beat_classes
 from edge.evaluate.ppg import evaluate_ppg_hr
 from edge.evaluate.pvc import evaluate_pvc
 from edge.evaluate.qrs import evaluate_qrs
@@ -60,7 +62,24 @@ def build(data: Path) -> str:
     add("AF (false positives)", "MIT-BIH 100, 208 (no AF)", 2, evaluate_af(mitdb, cfg),
         "{det_episodes} AF episodes detected, {det_af_s} s")
     pvc_fmt = "Se {se} %, +P {ppv} % (TP {tp}, FP {fp}, FN {fn})"
-    add("PVC", "MIT-BIH 100, 208", 2, evaluate_pvc(mitdb, cfg), pvc_fmt)
+    add("PVC", "MIT-BIH 100, 208 (208: a DS1 training record of the beat model)", 2,
+        evaluate_pvc(mitdb, cfg), pvc_fmt)
+
+    def classes(res: dict, keys: tuple[str, ...]) -> str:
+        g = res["gross"]
+        return "; ".join(f"{'QRS' if k == 'qrs' else k} Se {_pct(g[k]['se'])} %, "
+                         f"+P {_pct(g[k]['ppv'])} % (TP {g[k]['tp']}, FP {g[k]['fp']}, "
+                         f"FN {g[k]['fn']})" for k in keys)
+
+    res = evaluate_beat_classes([mitdb[0]], cfg)
+    rows.append("| beat classes (EC57) | MIT-BIH 100 (DS2: test only, never trained or tuned "
+                f"on) | 1 | {classes(res, ('N', 'S', 'V'))} |")
+    paced_recs = [str(data / "mitdb-paced" / r) for r in ("102", "104", "107", "217")]
+    paced_cfg = replace(cfg, beat_classifier=replace(cfg.beat_classifier, paced=True))
+    res = evaluate_beat_classes(paced_recs, paced_cfg)
+    q_as_v = res["confusion"]["counts"][4][2]
+    rows.append("| paced (`paced = true`) | MIT-BIH 102, 104, 107, 217 (pacemaker) | 4 | "
+                f"{classes(res, ('qrs', 'V'))}; paced or fusion beats labelled V: {q_as_v} |")
     add("PVC", "CPSC 2021 (9 records)", 9, evaluate_pvc(cpsc, cfg), pvc_fmt)
     spc = [p for folder in ("Training_data", "Extra_TrainingData")
            for p in sorted((data / "ieee-spc2015" / folder).glob("DATA_*.mat"))

@@ -105,7 +105,7 @@ def stratified_split(names: list[str], labels: list[str], test_frac: float,
 
 def train_mlp(x: np.ndarray, y: np.ndarray, hidden: tuple[int, ...], n_classes: int,
               epochs: int, seed: int, class_weight: dict[int, float] | None = None,
-              dropout: float = 0.1, l2: float = 1e-4) -> Any:
+              dropout: float = 0.1, l2: float = 1e-4, batch_size: int = 64) -> Any:
     import keras
 
     seed_everything(seed)
@@ -119,7 +119,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, hidden: tuple[int, ...], n_classes: 
     model = keras.Sequential(layers)
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, shuffle=True,
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True,
               class_weight=class_weight)
     return model
 

@@ -14,7 +14,7 @@ from edge.cli.progress import progress, wanted
 if TYPE_CHECKING:
     from edge.config import EdgeConfig
 
-TASKS = ["qrs", "af", "pvc", "ppg-hr", "false-alarms"]
+TASKS = ["qrs", "af", "pvc", "beats", "ppg-hr", "false-alarms"]
 
 
 @click.command()
@@ -24,7 +24,7 @@ TASKS = ["qrs", "af", "pvc", "ppg-hr", "false-alarms"]
               help="Reference annotation file extension (qrs).")
 @click.option("--channel", default=None, help="Channel name or index (default: first ECG lead).")
 @click.option("--tolerance", type=float, default=0.150, show_default=True,
-              help="Beat match window in seconds (qrs, pvc).")
+              help="Beat match window in seconds (qrs, pvc, beats).")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
               help="ppg-hr: the reference BPM file (default: found next to the recording).")
 @click.option("--fs", type=float, default=None, help="false-alarms: sample rate of CSV files.")
@@ -42,6 +42,8 @@ def evaluate(task: str, records: tuple[str, ...], annotator: str, channel: str |
     qrs           beats vs WFDB reference beats: TP/FP/FN, Se, +P (EC57 style, 150 ms)
     af            AF episodes vs (AFIB rhythm labels: episode and duration Se/+P
     pvc           ventricular beats (V, E) vs reference labels: beat-level Se/+P
+    beats         EC57 report per record and gross: QRS and classes N, S (SVEB), V (VEB),
+                  F, with the confusion matrix (--plot: its PNG)
     ppg-hr        PPG heart rate vs reference BPM (IEEE SPC 2015 .mat): MAE in bpm
     false-alarms  urgent and warning alarms per hour (use alarm-free recordings)
     """
@@ -56,7 +58,10 @@ def evaluate(task: str, records: tuple[str, ...], annotator: str, channel: str |
     if as_json:
         print_json(result)
         return
-    _table(result)
+    if task == "beats":
+        _beats_table(result)
+    else:
+        _table(result)
     if plot_dir is not None:
         click.echo(f"plots in {plot_dir}/")
 
@@ -78,6 +83,12 @@ def _run(task: str, paths: list[str], cfg: EdgeConfig, annotator: str, channel: 
 
         result = evaluate_pvc(paths, cfg, channel, tolerance, plot_dir=plot_dir,
                               on_record=on_record)
+    elif task == "beats":
+        from edge.evaluate.beat_classes import evaluate_beat_classes
+
+        result = evaluate_beat_classes(paths, cfg, channel, tolerance, plot_dir=plot_dir)
+        for path in paths:  # the progress bar moves once the records are scored
+            on_record(path)
     elif task == "ppg-hr":
         from edge.evaluate.ppg import evaluate_ppg_hr
 
@@ -113,3 +124,23 @@ def _table(result: dict[str, Any]) -> None:
         line += "".join(f"{row[k]:16.2f}" if row.get(k) is not None else f"{'-':>16}"
                         for k in values)
         click.echo(line)
+
+
+def _beats_table(result: dict[str, Any]) -> None:
+    """EC57-style table: one line per record, Se / +P for QRS and each class."""
+    keys = ["qrs", "N", "S", "V", "F"]
+    click.echo(f"{'record':10}" + "".join(f"{k + ' Se':>9}{k + ' +P':>9}" for k in keys))
+
+    def pct(m: dict[str, Any], k: str) -> str:
+        n = m["tp"] + (m["fn"] if k == "se" else m["fp"])
+        return f"{100 * m[k]:9.2f}" if n else f"{'-':>9}"
+
+    for row in [*result["records"], {"record": "gross", **result["gross"]}]:
+        click.echo(f"{str(row['record']):10}"
+                   + "".join(pct(row[k], "se") + pct(row[k], "ppv") for k in keys))
+    conf = result["confusion"]
+    labels = conf["columns_detected"]
+    click.echo("\nconfusion (rows reference, columns detected; '-' = none):")
+    click.echo(f"{'':6}" + "".join(f"{c:>8}" for c in labels))
+    for name, row in zip(conf["rows_reference"], conf["counts"], strict=True):
+        click.echo(f"{name:6}" + "".join(f"{v:8d}" for v in row))

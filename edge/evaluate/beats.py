@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AAMI_BEAT_SYMBOLS", "BeatMatch", "match_beats", "reference_beats"]
+__all__ = ["AAMI_BEAT_SYMBOLS", "BeatMatch", "match_beats", "match_pairs", "reference_beats"]
 
 AAMI_BEAT_SYMBOLS: frozenset[str] = frozenset(
     # AAMI classes N (N L R e j), S (A a J S), V (V E), F (F), Q (/ f Q) ...
@@ -80,13 +80,69 @@ class BeatMatch:
         return NotImplemented
 
 
-def _as_index_array(a: Any, name: str) -> np.ndarray:
+def _as_index_array_unsorted(a: Any, name: str) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of sample indices")
     if arr.size and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must not contain NaN or infinity")
-    return np.sort(arr.astype(np.float64))
+    return arr.astype(np.float64)
+
+
+def _as_index_array(a: Any, name: str) -> np.ndarray:
+    return np.sort(_as_index_array_unsorted(a, name))
+
+
+def match_pairs(
+    reference: np.ndarray,
+    detected: np.ndarray,
+    fs: float,
+    tolerance_s: float = 0.150,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matched pairs ``(reference positions, detection positions)``.
+
+    Positions index the inputs as given (not sorted). Candidate pairs closer
+    than or exactly at the tolerance are taken nearest first (ties: earlier
+    reference beat, then earlier detection); each reference beat and each
+    detection is used at most once.
+    """
+    if not fs > 0:
+        raise ValueError("fs must be positive")
+    if not tolerance_s >= 0:
+        raise ValueError("tolerance_s must be non-negative")
+    ref_raw = _as_index_array_unsorted(reference, "reference")
+    det_raw = _as_index_array_unsorted(detected, "detected")
+    ref_order = np.argsort(ref_raw, kind="stable")
+    det_order = np.argsort(det_raw, kind="stable")
+    ref, det = ref_raw[ref_order], det_raw[det_order]
+    empty = np.zeros(0, dtype=np.int64)
+    if ref.size == 0 or det.size == 0:
+        return empty, empty
+    tol = tolerance_s * fs * (1 + 1e-12)
+    # All pairs within tolerance: for each reference beat the detections in
+    # [r - tol, r + tol] are det[lo[i]:hi[i]].
+    lo = np.searchsorted(det, ref - tol, side="left")
+    hi = np.searchsorted(det, ref + tol, side="right")
+    counts = hi - lo
+    ri = np.repeat(np.arange(ref.size), counts)
+    if ri.size == 0:
+        return empty, empty
+    starts = np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])), counts)
+    di = starts + np.arange(ri.size)
+    dist = np.abs(ref[ri] - det[di])
+    order = np.lexsort((di, ri, dist))
+    ref_used = np.zeros(ref.size, dtype=bool)
+    det_used = np.zeros(det.size, dtype=bool)
+    pr: list[int] = []
+    pd: list[int] = []
+    for k in order.tolist():
+        i, j = ri[k], di[k]
+        if not ref_used[i] and not det_used[j]:
+            ref_used[i] = det_used[j] = True
+            pr.append(int(i))
+            pd.append(int(j))
+    return (ref_order[np.asarray(pr, dtype=np.int64)].astype(np.int64),
+            det_order[np.asarray(pd, dtype=np.int64)].astype(np.int64))
 
 
 def match_beats(
@@ -103,35 +159,10 @@ def match_beats(
     false negatives, unmatched detections false positives.  Inputs are sample
     indices at rate ``fs`` in any order.
     """
-    if not fs > 0:
-        raise ValueError("fs must be positive")
-    if not tolerance_s >= 0:
-        raise ValueError("tolerance_s must be non-negative")
     ref = _as_index_array(reference, "reference")
     det = _as_index_array(detected, "detected")
-    if ref.size == 0 or det.size == 0:
-        return BeatMatch(tp=0, fp=int(det.size), fn=int(ref.size))
-    tol = tolerance_s * fs * (1 + 1e-12)
-    # All pairs within tolerance: for each reference beat the detections in
-    # [r - tol, r + tol] are det[lo[i]:hi[i]].
-    lo = np.searchsorted(det, ref - tol, side="left")
-    hi = np.searchsorted(det, ref + tol, side="right")
-    counts = hi - lo
-    ri = np.repeat(np.arange(ref.size), counts)
-    if ri.size == 0:
-        return BeatMatch(tp=0, fp=int(det.size), fn=int(ref.size))
-    starts = np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])), counts)
-    di = starts + np.arange(ri.size)
-    dist = np.abs(ref[ri] - det[di])
-    order = np.lexsort((di, ri, dist))
-    ref_used = np.zeros(ref.size, dtype=bool)
-    det_used = np.zeros(det.size, dtype=bool)
-    tp = 0
-    for k in order.tolist():
-        i, j = ri[k], di[k]
-        if not ref_used[i] and not det_used[j]:
-            ref_used[i] = det_used[j] = True
-            tp += 1
+    pr, _ = match_pairs(ref, det, fs, tolerance_s)
+    tp = int(pr.size)
     return BeatMatch(tp=tp, fp=int(det.size) - tp, fn=int(ref.size) - tp)
 
 

@@ -83,3 +83,32 @@ def plot_events(signal: np.ndarray, fs: float,
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_confusion(counts: np.ndarray, labels: Sequence[str], out_png: str | Path,
+                   title: str = "") -> Path:
+    """A confusion matrix (rows reference, columns detected) as a PNG, counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = np.asarray(counts, dtype=np.int64)
+    share = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(c.shape[0]):
+        for j in range(c.shape[1]):
+            ax.text(j, i, str(c[i, j]), ha="center", va="center", fontsize=9,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("detected class ('-' = reference beat missed)")
+    ax.set_ylabel("reference class ('-' = false detection)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

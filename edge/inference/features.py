@@ -10,11 +10,14 @@ inputs prepared differently from the ones it was trained on.
   irregularity statistics (Tateno & Glass 2001 use the RR-difference
   distribution; Sarkar et al. 2008 the successive-difference dispersion;
   RMSSD and pNN-type fractions as in Dash et al. 2009).
-* ``beat_v1``: a beat-centred ECG window, band-passed 0.5-40 Hz and
-  resampled to :data:`BEAT_FS` Hz, scaled by the running median template of
-  the patient's recent beats, the difference to that template, and the RR
-  prematurity / compensatory-pause ratios (de Chazal et al. 2004 RR
-  features; template matching as in Hamilton's OSEA beat classifier).
+* ``beat_v2``: a beat-centred ECG window, band-passed 0.5-40 Hz and
+  resampled to :data:`BEAT_FS` Hz, minus the patient's running *normal*
+  template (recent non-premature beats that match it) and scaled by the
+  template's QRS amplitude; QRS / P / T correlation, energy, width and slope
+  relative to the template; RR intervals relative to the patient's local and
+  long running rhythm and the local rhythm's irregularity. No absolute shape
+  or rate: those describe the patient more than the beat (de Chazal et al.
+  2004 RR features; template matching as in Hamilton's OSEA beat classifier).
 * ``quality_v1``: a :data:`QUALITY_WINDOW_S` s ECG window -> spectral and
   statistical signal-quality indices (Li, Mark & Clifford 2008: kSQI, sSQI,
   pSQI, basSQI; Clifford et al. 2012).
@@ -95,7 +98,7 @@ def rr_windows(beat_index: np.ndarray, fs: float, hop: int) -> tuple[np.ndarray,
 
 # -- beat classification --------------------------------------------------------------------
 
-BEAT_FEATURES = "beat_v1"
+BEAT_FEATURES = "beat_v2"
 BEAT_FS = 100.0
 BEAT_PRE_S = 0.25
 BEAT_POST_S = 0.45
@@ -107,11 +110,34 @@ SEG_POST_S = 0.6
 #: The post-RR (compensatory pause) feature is capped: a beat waits at most this
 #: long for its successor, in training as at run time.
 POST_RR_CAP_S = 1.2
-TEMPLATE_BEATS = 16
-BEAT_SCALARS = ("corr", "amp_ratio", "pre_ratio", "post_ratio", "post_pre", "avg_rr_s",
-                "width_ratio")
-BEAT_N_FEATURES = 2 * BEAT_N + len(BEAT_SCALARS)
-BEAT_CLASSES = ("N", "S", "V")
+#: Beats in the running normal template (about 10-15 s of rhythm).
+TEMPLATE_BEATS = 12
+#: RR intervals in the local (about 8 s) and the long (about 2 min) running rhythm.
+RR_LOCAL_BEATS = 8
+RR_LONG_BEATS = 128
+#: A beat joins the normal template when it is not premature (its RR at least this
+#: fraction of the local median RR) and its QRS correlates with the template at
+#: DOMINANT_CORR or more; after RESEED_BEATS beats in a row rejected, the template
+#: restarts from the most recent beats (the rhythm has changed).
+DOMINANT_PRE_RR = 0.85
+DOMINANT_CORR = 0.7
+RESEED_BEATS = 8
+#: The waveform difference to the template is decimated by this factor (35 samples at
+#: 50 Hz).
+BEAT_DECIM = 2
+#: Parts of the waveform (samples at BEAT_FS, beat at BEAT_PRE_S): P wave region
+#: (-250..-100 ms), QRS (+/-100 ms), T wave region (+150..+450 ms).
+_C = int(round(BEAT_PRE_S * BEAT_FS))
+P_PART = slice(0, _C - 10)
+QRS_PART = slice(_C - 10, _C + 10)
+T_PART = slice(_C + 15, BEAT_N)
+BEAT_SCALARS = ("pre_local", "post_local", "pre_long", "post_pre", "local_long", "rr_irregular",
+                "corr_qrs", "corr_all", "corr_p", "corr_t", "amp_ratio", "log_energy_qrs",
+                "log_energy_p", "log_energy_t", "width_s", "width_ratio", "projection",
+                "slope_ratio")
+BEAT_N_WAVE = BEAT_N // BEAT_DECIM
+BEAT_N_FEATURES = BEAT_N_WAVE + len(BEAT_SCALARS)
+BEAT_CLASSES = ("N", "S", "V", "F")
 
 
 def _bandpass(fs: float) -> np.ndarray:
@@ -144,20 +170,51 @@ def _width(w: np.ndarray) -> float:
     return float(np.count_nonzero(slope > m / 3.0)) if m > 0 else 0.0
 
 
-class BeatFeatureExtractor:
-    """Per-stream state for ``beat_v1``: the running median template of recent beats.
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    x = a - a.mean()
+    y = b - b.mean()
+    den = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
+    return float(np.dot(x, y)) / den if den > 0 else 0.0
 
-    Feed beats in order with :meth:`features`; the template is updated after each
-    beat, so a beat is always compared with the beats *before* it.
+
+def _log_energy_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    ea = float(np.sum((a - a.mean()) ** 2))
+    eb = float(np.sum((b - b.mean()) ** 2))
+    return float(np.log((ea + 1e-6) / (eb + 1e-6)))
+
+
+class BeatFeatureExtractor:
+    """Per-stream state for ``beat_v2``: the patient's running rhythm and normal template.
+
+    Every feature is relative to the patient's own recent beats, so that it
+    carries from one patient to the next (de Chazal et al. 2004 RR features:
+    pre-RR, post-RR, local and long average RR; morphology against the
+    patient's dominant beat as in Hamilton's OSEA template matching). The
+    normal template is the sample-wise median of the last
+    :data:`TEMPLATE_BEATS` beats that were not premature and whose QRS matched
+    it; it needs no label, so training and the live stream build it the same
+    way. Feed beats in order with :meth:`features`; the state is updated after
+    each beat, so a beat is compared with the beats *before* it.
     """
 
     def __init__(self) -> None:
-        self._recent: deque[np.ndarray] = deque(maxlen=TEMPLATE_BEATS)
-        self._rr: deque[float] = deque(maxlen=8)
+        self._normal: deque[np.ndarray] = deque(maxlen=TEMPLATE_BEATS)
+        self._recent: deque[np.ndarray] = deque(maxlen=RESEED_BEATS)
+        self._rr_local: deque[float] = deque(maxlen=RR_LOCAL_BEATS)
+        self._rr_long: deque[float] = deque(maxlen=RR_LONG_BEATS)
+        self._rejected = 0
 
     def reset(self) -> None:
+        self._normal.clear()
         self._recent.clear()
-        self._rr.clear()
+        self._rr_local.clear()
+        self._rr_long.clear()
+        self._rejected = 0
+
+    def template(self) -> np.ndarray | None:
+        """The current normal template (None before the first beat)."""
+        beats = self._normal or self._recent
+        return np.median(np.stack(beats), axis=0) if beats else None
 
     def features(self, waveform: np.ndarray, pre_rr_s: float | None,
                  post_rr_s: float | None) -> np.ndarray:
@@ -167,30 +224,57 @@ class BeatFeatureExtractor:
         the time to the next beat capped at :data:`POST_RR_CAP_S` (None: unknown).
         """
         w = np.asarray(waveform, dtype=np.float64)
-        template = np.median(np.stack(self._recent), axis=0) if self._recent else w
-        scale = max(float(np.ptp(template)), 0.05)
-        avg = float(np.mean(self._rr)) if self._rr else (pre_rr_s or 0.8)
-        pre = pre_rr_s if pre_rr_s is not None else avg
+        t = self.template()
+        if t is None:
+            t = w
+        local = float(np.median(self._rr_local)) if self._rr_local else (pre_rr_s or 0.8)
+        long = float(np.median(self._rr_long)) if self._rr_long else local
+        pre = pre_rr_s if pre_rr_s is not None else local
         post = min(post_rr_s, POST_RR_CAP_S) if post_rr_s is not None else POST_RR_CAP_S
-        sw = np.std(w)
-        st = np.std(template)
-        corr = float(np.dot(w - w.mean(), template - template.mean()) / (len(w) * sw * st)) \
-            if sw > 0 and st > 0 else 0.0
-        wt = _width(template)
+        wq, tq = w[QRS_PART], t[QRS_PART]
+        scale = max(float(np.ptp(tq)), 0.05)
+        corr_qrs = _corr(wq, tq)
+        wt = _width(tq)
+        ts = float(np.max(np.abs(np.diff(tq))))
         scalars = np.array([
-            corr,
-            float(np.ptp(w)) / scale,
-            pre / avg,
-            post / avg,
+            pre / local,
+            post / local,
+            pre / long,
             post / max(pre, 0.1),
-            avg,
-            _width(w) / wt if wt > 0 else 1.0,
+            local / long,
+            # irregularity of the local rhythm: prematurity means less in AF
+            float(np.median(np.abs(np.diff(self._rr_local)))) / local
+            if len(self._rr_local) > 2 else 0.0,
+            corr_qrs,
+            _corr(w, t),
+            _corr(w[P_PART], t[P_PART]),
+            _corr(w[T_PART], t[T_PART]),
+            float(np.ptp(wq)) / scale,
+            _log_energy_ratio(wq, tq),
+            _log_energy_ratio(w[P_PART], t[P_PART]),
+            _log_energy_ratio(w[T_PART], t[T_PART]),
+            _width(wq) / BEAT_FS * 10.0,
+            _width(wq) / wt if wt > 0 else 1.0,
+            float(np.dot(wq, tq) / max(float(np.dot(tq, tq)), 1e-9)),
+            float(np.max(np.abs(np.diff(wq)))) / ts if ts > 0 else 1.0,
         ])
-        out = np.concatenate([w / scale, (w - template) / scale, np.clip(scalars, -3.0, 5.0)])
+        out = np.concatenate([(w - t)[::BEAT_DECIM] / scale, np.clip(scalars, -5.0, 5.0)])
+        # -- state update (after the beat's own features) --
+        dominant = pre_rr_s is None or pre_rr_s >= DOMINANT_PRE_RR * local
+        if dominant and (not self._normal or corr_qrs >= DOMINANT_CORR):
+            self._normal.append(w)
+            self._rejected = 0
+        else:
+            self._rejected += 1
+            if self._rejected >= RESEED_BEATS:
+                self._normal.clear()
+                self._normal.extend(self._recent)
+                self._rejected = 0
         self._recent.append(w)
         if pre_rr_s is not None and 0.2 <= pre_rr_s <= 3.0:
-            self._rr.append(pre_rr_s)
-        return np.clip(out, -8.0, 8.0).astype(np.float32)
+            self._rr_local.append(pre_rr_s)
+            self._rr_long.append(pre_rr_s)
+        return np.clip(np.nan_to_num(out), -8.0, 8.0).astype(np.float32)
 
 
 # -- signal quality -------------------------------------------------------------------------
@@ -242,9 +326,9 @@ def quality_features(window_mv: np.ndarray, fs: float) -> np.ndarray:
 
 def beat_feature_rows(signal_mv: np.ndarray, fs: float,
                       beat_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``beat_v1`` features of every beat of a contiguous record, as the stream sees them.
+    """``beat_v2`` features of every beat of a contiguous record, as the stream sees them.
 
-    Applies the run-time rules of :class:`~edge.detect.models.BeatClassifier`:
+    Applies the run-time rules of :class:`~edge.detect.beats.BeatClassifier`:
     beats without :data:`SEG_PRE_S` of signal before them or :data:`SEG_POST_S`
     after them are not classified (and do not update the template); the
     post-RR is the time to the next beat capped at :data:`POST_RR_CAP_S`.
