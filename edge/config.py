@@ -475,15 +475,27 @@ class AfConfig:
         "A new 32-RR window is scored every 8 beats: about 6 s at 80 bpm, so onset and "
         "offset are located to a few seconds at a cost of one small inference per hop.",
     )
-    exclude_ectopic_rr: bool = setting(
-        True,
-        "RR intervals that begin or end at a beat classified ventricular (V) are left out "
-        "of the AF window: frequent PVCs (bigeminy, couplets) make RR irregular without "
-        "AF, the classic cause of false AF detections from RR intervals. Standard HRV "
-        "practice excludes intervals adjacent to ectopic beats.",
+    exclude_rr_labels: tuple[str, ...] = setting(
+        ("V",),
+        "RR intervals that begin or end at a beat the beat classifier gives one of these "
+        "labels are left out of the AF window: an ectopic beat's short coupling interval and "
+        "compensatory pause are not AF intervals, and frequent PVCs (bigeminy, couplets) "
+        "make RR irregular without AF, the classic cause of false AF from RR intervals. "
+        "Standard HRV practice excludes intervals adjacent to ectopic beats. S is not in "
+        "the default: the beat model labels few beats S (MIT-BIH DS1 replay: 21 of 908 "
+        "beats inside 201's AF, 24 of 2279 in 118), and a beat with a short RR inside AF "
+        "is a conducted AF beat whose interval is the evidence.",
         "Task Force of the ESC and NASPE 1996, Circulation 93:1043-1065 (ectopic beat "
         "editing); Petrenas et al. 2015, Comput Biol Med 65:184-191 (ectopic filtering "
         "before RR-based AF detection)")
+    min_usable_fraction: float = setting(
+        0.5,
+        "A window whose span is less than half usable by the ECG signal quality index "
+        "([ecg_quality]) is not judged at all (neither AF nor not-AF): a QRS detector on "
+        "noise yields irregular RR intervals that look like AF. An open episode stays open "
+        "across unusable windows for up to merge_gap_s.",
+        "Behar et al. 2013, IEEE TBME 60:1660 (SQI gating of arrhythmia alarms); Clifford "
+        "et al. 2012 (signal quality before rhythm analysis)")
     on_probability: float = setting(
         0.6,
         "A window starts (or continues) an AF candidate when p(AF) reaches this. Above "
@@ -502,6 +514,15 @@ class AfConfig:
         "2020 ESC Guidelines for the diagnosis and management of AF (Hindricks et al., "
         "Eur Heart J 2021;42:373), section 4: clinical AF definition >= 30 s",
     )
+    burst_min_windows: int = setting(
+        2,
+        "An irregular run shorter than min_duration_s but scored AF on at least this many "
+        "successive windows (2 windows of 32 RR, hop 8: about 40 beats) is reported as an "
+        "af_burst finding (info priority: stored and sent for review, never an alarm). Short "
+        "AF runs predict clinical AF and stroke, so they are kept, not dropped; one window "
+        "alone is too easily ectopy.",
+        "Binici et al. 2010, Circulation 121:1904 (excessive supraventricular ectopy and "
+        "short AF runs predict AF and stroke); CPSC 2021 scores paroxysms of any length")
     merge_gap_s: float = setting(
         30.0,
         "AF that resumes within this time of an episode's end continues that episode "

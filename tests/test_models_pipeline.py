@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from edge.cli.model import model as model_cli
 from edge.config import EdgeConfig
+from edge.detect.af import RULES_VERSION
 from edge.detect.models import AF_EPISODE, ModelSet
 from edge.evaluate.af import evaluate_af, reference_af_intervals, replay_with_models
 from edge.evaluate.pvc import evaluate_pvc
@@ -33,7 +34,8 @@ def test_af_episode_on_persistent_af_record(data_dir, models):
     af = [e for e in episodes if e.kind == AF_EPISODE]
     assert len(af) == 1
     ep = af[0]
-    assert ep.detector == "af_rr" and ep.detector_version == models.af.model.version
+    assert ep.detector == "af_rr"
+    assert ep.detector_version == f"{models.af.model.version}+rules{RULES_VERSION}"
     assert ep.status == "ended" and 0.5 <= ep.confidence <= 1.0
     ref = reference_af_intervals(rec)
     assert (ep.offset_index - ep.onset_index) / rec.fs > 0.9 * (ref[0][1] - ref[0][0]) / rec.fs
