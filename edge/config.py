@@ -488,6 +488,18 @@ class AfConfig:
         "Task Force of the ESC and NASPE 1996, Circulation 93:1043-1065 (ectopic beat "
         "editing); Petrenas et al. 2015, Comput Biol Med 65:184-191 (ectopic filtering "
         "before RR-based AF detection)")
+    max_excluded_fraction: float = setting(
+        0.4,
+        "A window for which more than this share of the RR intervals had to be left out "
+        "(next to beats labelled exclude_rr_labels) is not judged: amid frequent PVCs the "
+        "beat classifier misses some, and the ones it misses make a regular rhythm look "
+        "irregular (MIT-BIH 106, bigeminy: every false AF window had 31-54 % excluded; AF "
+        "windows of 203, AF with PVCs: median 22 %, 90th percentile 36 %). Chosen on the "
+        "held-out windows of the patient-grouped cross-validation (tools/train_af.py, "
+        "docs/detection-changes.md 2026-12-04): 0.4 removed every false AF episode without "
+        "losing a reference episode.",
+        "cross-validation by patient; Petrenas et al. 2015 (ectopic filtering before "
+        "RR-based AF detection)")
     min_usable_fraction: float = setting(
         0.5,
         "A window whose span is less than half usable by the ECG signal quality index "

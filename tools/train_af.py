@@ -49,6 +49,7 @@ from edge.detect.af import (  # noqa: E402
     AF_EPISODE,
     RrWindow,
     episodes_offline,
+    judged,
     rr_windows_from_beats,
 )
 from edge.detect.quality import QualityTimeline  # noqa: E402
@@ -103,7 +104,8 @@ class Record:
         for a, b, v in zip(d["q_start"], d["q_end"], d["q_value"], strict=True):
             tl.add(int(a), int(b), float(v))
         q = [usable_fraction(tl, w.start, w.end, self.fs) for w in self.windows]
-        self.judged = np.array([v is None or v >= cfg.min_usable_fraction for v in q], bool)
+        self.judged = np.array([judged(w, v, cfg) for w, v in zip(self.windows, q, strict=True)],
+                               bool)
         self.af_frac = np.array([_frac(w.start, w.end, self.af) for w in self.windows])
         self.afl_frac = np.array([_frac(w.start, w.end, self.afl) for w in self.windows])
         self.x = (F.af_features(np.stack([w.rr for w in self.windows]))
@@ -193,6 +195,7 @@ def cross_validate(patients: dict[str, list[Record]], train_patients: dict[str, 
     rows: list[dict[str, Any]] = []
     totals: dict[str, dict[str, float]] = {}
     cinc_rec: list[tuple[str, str, float, int]] = []  # name, label, mean p, judged windows
+    oof: dict[str, np.ndarray] = {}  # held-out p(AF) of every window, by record
     for k in range(FOLDS):
         t0 = time.time()
         train = [p for p, f in folds.items() if f != k]
@@ -203,6 +206,7 @@ def cross_validate(patients: dict[str, list[Record]], train_patients: dict[str, 
             for r in patients[p]:
                 probs = (model.predict((r.x - mean) / std, verbose=0)[:, 1] if len(r.x)
                          else np.zeros(0))
+                oof[r.name] = probs
                 if r.name.startswith("cinc2017/"):
                     j = r.judged
                     cinc_rec.append((r.name, cinc_labels[r.name],
@@ -239,7 +243,7 @@ def cross_validate(patients: dict[str, list[Record]], train_patients: dict[str, 
             "total": {src: score_row(src, c) for src, c in totals.items()},
             "pooled": score_row("pooled", {k: sum(c.get(k, 0) for c in totals.values())
                                            for k in next(iter(totals.values()))}),
-            "cinc2017": cinc}
+            "cinc2017": cinc, "_oof": oof}
 
 
 def main() -> None:
@@ -249,6 +253,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=af_data.DEFAULT_CACHE)
     ap.add_argument("--out", type=Path, default=tc.REPO / "models" / NAME)
     ap.add_argument("--cv-only", action="store_true", help="cross-validate, ship nothing")
+    ap.add_argument("--oof", type=Path, default=None,
+                    help="save the held-out window probabilities (.npz) for rule studies")
     args = ap.parse_args()
     t0 = time.time()
     cfg, qcfg = AfConfig(), EcgQualityConfig()
@@ -256,6 +262,9 @@ def main() -> None:
     train_patients, _ = load_patients(args.cache, TRAIN_HOP, cfg, qcfg)
     print(f"data ready in {time.time() - t0:.0f} s: {len(patients)} patients", flush=True)
     cv = cross_validate(patients, train_patients, cinc_labels, cfg, args.seed, args.epochs)
+    oof = cv.pop("_oof")
+    if args.oof is not None:
+        np.savez_compressed(args.oof, **{k.replace("/", "__"): v for k, v in oof.items()})
     print(json.dumps({"total": cv["total"], "pooled": cv["pooled"], "cinc": cv["cinc2017"]},
                      indent=1))
     for row in cv["patients"]:

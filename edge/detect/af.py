@@ -8,7 +8,9 @@
   compensatory pause make a regular rhythm look irregular.
 * :class:`AfEpisodeTracker` turns the window probabilities into episodes:
   hysteresis (``on_probability`` / ``off_probability``), a window on
-  unusable signal withholds judgement (neither AF nor not-AF), AF lasting
+  unusable signal or amid frequent ectopy (:func:`judged`:
+  ``min_usable_fraction``, ``max_excluded_fraction``) withholds judgement
+  (neither AF nor not-AF), AF lasting
   ``min_duration_s`` is an ``atrial_fibrillation`` episode (warning), a
   shorter irregular run of at least ``burst_min_windows`` windows is an
   ``af_burst`` finding (info: kept and sent, never an alarm), AF resuming
@@ -62,6 +64,12 @@ class RrWindow:
     @property
     def centre(self) -> int:
         return (self.start + self.end) // 2
+
+    @property
+    def excluded_fraction(self) -> float:
+        """Share of the RR intervals in the window's span that were left out."""
+        n = len(self.rr) + self.excluded
+        return self.excluded / n if n else 0.0
 
 
 class RrWindower:
@@ -170,12 +178,14 @@ class AfEpisodeTracker:
         self._run: AfRun | None = None
         self._recent: AfRun | None = None  # last ended episode, may be reopened
         self._first = True
+        self._last: RrWindow | None = None  # the latest window seen
 
     def reset(self) -> list[AfEvent]:
         """Signal gap: end what is open; the next window starts afresh."""
-        out = self.end("signal gap")
+        out = self.end("signal gap", at_stream_end=True)
         self._recent = None
         self._first = True
+        self._last = None
         return out
 
     def update(self, p: float | None, win: RrWindow, quality: float | None = None,
@@ -185,6 +195,7 @@ class AfEpisodeTracker:
         fs = self.fs
         onset = win.start if self._first else win.centre
         self._first = False
+        self._last = win
         run = self._run
         if p is None:
             if run is not None:
@@ -212,16 +223,22 @@ class AfEpisodeTracker:
             return [AfEvent("confirmed", run, run.last_positive)]
         return []
 
-    def end(self, ended_by: str) -> list[AfEvent]:
+    def end(self, ended_by: str, at_stream_end: bool = False) -> list[AfEvent]:
+        """End the open run. ``at_stream_end`` (gap, end of stream): when the last
+        window was still AF, AF lasted to that window's end, not to its centre."""
         run = self._run
         self._run = None
         if run is None:
             return []
+        offset = run.last_positive
+        if at_stream_end and run.last_window is not None and run.last_window is self._last:
+            offset = run.last_window.end
+        offset = max(offset, run.onset)
         if run.confirmed:
             self._recent = run
-            return [AfEvent("ended", run, max(run.last_positive, run.onset), ended_by)]
+            return [AfEvent("ended", run, offset, ended_by)]
         if run.windows >= self.config.burst_min_windows:
-            return [AfEvent("burst", run, max(run.last_positive, run.onset), ended_by)]
+            return [AfEvent("burst", run, offset, ended_by)]
         return []
 
     @staticmethod
@@ -247,12 +264,20 @@ def episodes_offline(probs: Iterable[float | None], windows: list[RrWindow], con
     events: list[AfEvent] = []
     for p, w in zip(probs, windows, strict=True):
         events += tr.update(p, w)
-    events += tr.end("end of record")
+    events += tr.end("end of record", at_stream_end=True)
     for ev in events:
         if ev.kind in ("ended", "burst"):
             kind = AF_EPISODE if ev.kind == "ended" else AF_BURST
             spans[id(ev.run)] = (kind, ev.run.onset, ev.offset)
     return sorted(spans.values(), key=lambda s: s[1])
+
+
+def judged(win: RrWindow, usable: float | None, config: AfConfig) -> bool:
+    """May this window be judged? Not on unusable signal (``usable`` below
+    ``min_usable_fraction``) nor amid frequent ectopy (``max_excluded_fraction``)."""
+    if usable is not None and usable < config.min_usable_fraction:
+        return False
+    return win.excluded_fraction <= config.max_excluded_fraction
 
 
 # -- the pipeline step -----------------------------------------------------------------------
@@ -299,7 +324,7 @@ class AfProcessor:
         if win is None:
             return []
         quality = self.usable(win.start, win.end) if self.usable is not None else None
-        if quality is not None and quality < self.config.min_usable_fraction:
+        if not judged(win, quality, self.config):
             self.windows_withheld += 1
             return self._emit(self.tracker.update(None, win, quality))
         p = float(self.handle.model.run(F.af_features(win.rr))[0, 1])
@@ -307,7 +332,7 @@ class AfProcessor:
         return self._emit(self.tracker.update(p, win, quality))
 
     def flush(self) -> Iterable[Output]:
-        return self._emit(self.tracker.end("end of stream"))
+        return self._emit(self.tracker.end("end of stream", at_stream_end=True))
 
     def _emit(self, events: list[AfEvent]) -> list[Output]:
         out: list[Output] = []

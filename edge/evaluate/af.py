@@ -108,8 +108,9 @@ def score_spans(ref: list[tuple[int, int]], det: list[tuple[int, int]], fs: floa
     ``bursts``: the shorter ``af_burst`` findings; they never count as AF episodes
     here (they are not alarms), only in ``bursts`` / ``bursts_true`` and in
     ``ref_short_found`` (reference episodes shorter than ``min_duration_s`` that an
-    episode or a burst overlaps). Onset / offset errors are taken for each detected
-    reference episode against the detection overlapping it most.
+    episode or a burst overlaps). Onset / offset errors are taken for each true
+    detected episode: the distance to the nearest reference onset / offset among
+    the reference episodes it overlaps.
     """
     bursts = bursts or []
     long_ref = [r for r in ref if (r[1] - r[0]) / fs >= min_duration_s]
@@ -117,12 +118,15 @@ def score_spans(ref: list[tuple[int, int]], det: list[tuple[int, int]], fs: floa
     onset_ok = offset_ok = matched = 0
     onset_err: list[float] = []
     offset_err: list[float] = []
-    for r in ref:
-        best = max(det, key=lambda d: _overlap([r], [d]), default=None)
-        if best is None or _overlap([r], [best]) == 0:
+    for d in det:
+        hit = [r for r in ref if _overlap([r], [d]) > 0]
+        if not hit:
             continue
         matched += 1
-        e_on, e_off = abs(best[0] - r[0]) / fs, abs(best[1] - r[1]) / fs
+        # the nearest reference onset / offset among the reference episodes it covers
+        # (one detection may span several reference episodes split by short flutter)
+        e_on = min(abs(d[0] - r[0]) for r in hit) / fs
+        e_off = min(abs(d[1] - r[1]) for r in hit) / fs
         onset_err.append(e_on)
         offset_err.append(e_off)
         onset_ok += e_on <= ONSET_TOLERANCE_S
