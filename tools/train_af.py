@@ -319,13 +319,18 @@ def main() -> None:
             "beats": "the runtime chain (edge.dsp.qrs QRS detector, beat_nsv beat labels, "
                      "ECG quality) replayed by tools/af_data.py",
             "patients": {"cinc2017": n_cinc, "mitdb_ds1": len(md.DS1), "cpsc2021": 3},
+            "split": {"method": f"{FOLDS}-fold cross-validation grouped by patient, then "
+                                "the shipped model on every patient",
+                      "patients": len(patients), "folds": FOLDS},
             "windows": {"train_hop_beats": TRAIN_HOP, "rows": len(x_all),
                         "labels": "AF when >= 80 % of the window's time is (AFIB, not AF "
                                   "when <= 20 % and no more than 20 % flutter; windows on "
                                   "unusable signal and ambiguous ones left out; CinC ~ "
                                   "records not trained on"},
         },
-        "metrics": {"cross_validation": cv},
+        "metrics": {"unit": "AF episodes and AF time per patient never trained on (fold "
+                            "models, fp32), through the runtime windows and episode rules",
+                    "cross_validation": cv},
         "limits": [
             "Three CPSC 2021 subjects and two MIT-BIH records with AF: the AF-positive "
             "patients are few; confidence intervals are wide (see MODEL_CARD.md).",
