@@ -41,18 +41,21 @@ def test_af_episode_on_persistent_af_record(data_dir, models):
     assert (ep.offset_index - ep.onset_index) / rec.fs > 0.9 * (ref[0][1] - ref[0][0]) / rec.fs
 
 
-def test_af_on_held_out_paroxysmal_subject(data_dir, models):
+def test_paroxysmal_af_long_episode_and_short_burst(data_dir, models):
+    # CPSC 2021 101_8: one reference AF episode over 30 s and one under. The shipped
+    # model was trained on every patient (held-out figures: the cross-validation in
+    # the model card); this checks the episode rules end to end on real beats.
     d = data_dir / "cpsc2021"
     res = evaluate_af([str(d / "data_101_8"), str(d / "data_21_7")], EdgeConfig(), models=models)
     t = res["total"]
-    # Measured: episode Se 1.0, +P 1.0, duration Se 0.98, +P 0.75 (subject 101 held out).
-    assert t["se"] >= 0.9 and t["ppv"] >= 0.9
-    assert t["duration_se"] >= 0.85 and t["duration_ppv"] >= 0.6
-    assert res["records"][1]["det_episodes"] == 0  # no AF in subject 21
-    # 101_8 has one reference episode under 30 s and one over: the over-30-s figure
-    # counts only the long one, and it is found
-    assert (t["ref_episodes"], t["ref_episodes_min_duration"]) == (2, 1)
-    assert t["se_min_duration"] == 1.0
+    assert (t["ref_episodes"], t["ref_episodes_min_duration"], t["ref_short"]) == (2, 1, 1)
+    # the long episode: an AF episode, onset and offset within 10 s of the reference
+    assert t["se_min_duration"] == 1.0 and t["ppv"] == 1.0
+    assert t["onset_within_10s"] == 1.0 and t["offset_within_10s"] == 1.0
+    # the short one: not dropped, reported as the lower-priority af_burst finding
+    assert t["ref_short_found"] == 1 and t["bursts"] == t["bursts_true"] >= 1
+    no_af = res["records"][1]
+    assert no_af["no_reference_af"] and no_af["det_episodes"] == 0  # subject 21: no AF
 
 
 def test_no_af_episode_without_af(data_dir, models):
