@@ -117,9 +117,13 @@ def af_cv_section(cv: dict[str, Any]) -> list[str]:
         name = r["record"] + (" (no AF)" if r.get("no_reference_af") else "")
         out.append(f"| {name} | {r['fold']} | {r['ref_episodes']} "
                    f"({r['ref_episodes_min_duration']}) | {r['ref_detected']} | "
-                   f"{r['det_episodes']} | {r['det_true']} | {pct(r['se'])} | {pct(r['ppv'])} | "
-                   f"{r['ref_af_s']:.0f} / {r['det_af_s']:.0f} | {pct(r['duration_se'])} | "
-                   f"{pct(r['duration_ppv'])} | {r['bursts']} ({r['bursts_true']}) | "
+                   f"{r['det_episodes']} | {r['det_true']} | "
+                   f"{pct(r['se'] if r['ref_episodes'] else None)} | "
+                   f"{pct(r['ppv'] if r['det_episodes'] else None)} | "
+                   f"{r['ref_af_s']:.0f} / {r['det_af_s']:.0f} | "
+                   f"{pct(r['duration_se'] if r['ref_af_s'] else None)} | "
+                   f"{pct(r['duration_ppv'] if r['det_af_s'] else None)} | "
+                   f"{r['bursts']} ({r['bursts_true']}) | "
                    f"{r['ref_short_found']}/{r['ref_short']} |")
     c = cv.get("cinc2017")
     if c:
