@@ -501,12 +501,22 @@ class AfConfig:
         "losing a reference episode.",
         "cross-validation by patient; Petrenas et al. 2015 (ectopic filtering before "
         "RR-based AF detection)")
+    min_sqi: float = setting(
+        0.7,
+        "The ECG signal quality index ([ecg_quality], combined SQI) a second of signal "
+        "needs to count as usable for AF. Stricter than [ecg_quality] usable_threshold "
+        "(0.5): a QRS detector on noise yields irregular RR intervals, the very evidence "
+        "of AF. On the NSTDB 118e00 / 118e06 excerpts (0 and 6 dB electrode-motion noise) "
+        "the noisy stretch scores 0.4-0.8 (median about 0.6) and raised a false AF alarm "
+        "at 0.5; inside the reference AF of the training patients the 25th percentile is "
+        "0.8 or more (MIT-BIH 203: 0.80, CPSC 84: 0.97-0.99).",
+        "Behar et al. 2013, IEEE TBME 60:1660 (SQI before arrhythmia alarms); measured, "
+        "docs/detection-changes.md 2026-12-04")
     min_usable_fraction: float = setting(
         0.5,
-        "A window whose span is less than half usable by the ECG signal quality index "
-        "([ecg_quality]) is not judged at all (neither AF nor not-AF): a QRS detector on "
-        "noise yields irregular RR intervals that look like AF. An open episode stays open "
-        "across unusable windows for up to merge_gap_s.",
+        "A window whose span is less than half usable (SQI at least min_sqi) is not judged "
+        "at all (neither AF nor not-AF). An open episode stays open across unusable "
+        "windows for up to merge_gap_s.",
         "Behar et al. 2013, IEEE TBME 60:1660 (SQI gating of arrhythmia alarms); Clifford "
         "et al. 2012 (signal quality before rhythm analysis)")
     on_probability: float = setting(

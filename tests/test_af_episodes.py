@@ -163,7 +163,7 @@ def test_unusable_signal_is_not_judged(data_dir, models):
     cfg = EdgeConfig()
     beats, _ = asyncio.run(replay_with_models(rec, cfg, models))
     ctx = StreamContext(KEY, rec.fs, VirtualClock(), (ChannelSpec("ECG", "mV"),))
-    proc = AfProcessor(ctx, models.af, cfg.af, usable=lambda a, b: 0.0)
+    proc = AfProcessor(ctx, models.af, cfg.af, quality_at=lambda i: 0.1)
     out = [e for b in beats for e in proc.feed(b)] + list(proc.flush())
     assert out == [] and proc.windows_scored == 0 and proc.windows_withheld > 0
 

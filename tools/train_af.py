@@ -51,6 +51,7 @@ from edge.detect.af import (  # noqa: E402
     episodes_offline,
     judged,
     rr_windows_from_beats,
+    usable_fraction,
 )
 from edge.detect.quality import QualityTimeline  # noqa: E402
 from edge.evaluate.af import score_row, score_spans  # noqa: E402
@@ -80,13 +81,6 @@ def _frac(a: int, b: int, spans: np.ndarray) -> float:
     return float(inter.sum()) / (b - a)
 
 
-def usable_fraction(tl: QualityTimeline, start: int, end: int, fs: float) -> float | None:
-    """As :meth:`edge.detect.quality.EcgQualityProcessor.usable_fraction` (1 s probes)."""
-    probes = [tl.quality_at(i) for i in range(start, max(start, end) + 1, max(1, int(fs)))]
-    known = [q for q in probes if q is not None]
-    return None if not known else sum(q >= tl.threshold for q in known) / len(known)
-
-
 class Record:
     """One record's runtime windows, their labels and whether each may be judged."""
 
@@ -103,7 +97,8 @@ class Record:
         tl = QualityTimeline(qcfg.usable_threshold, keep=1 << 20)
         for a, b, v in zip(d["q_start"], d["q_end"], d["q_value"], strict=True):
             tl.add(int(a), int(b), float(v))
-        q = [usable_fraction(tl, w.start, w.end, self.fs) for w in self.windows]
+        q = [usable_fraction(tl.quality_at, w.start, w.end, self.fs, cfg.min_sqi)
+             for w in self.windows]
         self.judged = np.array([judged(w, v, cfg) for w, v in zip(self.windows, q, strict=True)],
                                bool)
         self.af_frac = np.array([_frac(w.start, w.end, self.af) for w in self.windows])

@@ -272,6 +272,15 @@ def episodes_offline(probs: Iterable[float | None], windows: list[RrWindow], con
     return sorted(spans.values(), key=lambda s: s[1])
 
 
+def usable_fraction(quality_at: Callable[[int], float | None], start: int, end: int,
+                    fs: float, min_sqi: float) -> float | None:
+    """Share of one-second probes in ``[start, end]`` whose SQI reaches ``min_sqi``
+    (None when no probe has a quality value yet)."""
+    probes = [quality_at(i) for i in range(start, max(start, end) + 1, max(1, int(fs)))]
+    known = [q for q in probes if q is not None]
+    return None if not known else sum(q >= min_sqi for q in known) / len(known)
+
+
 def judged(win: RrWindow, usable: float | None, config: AfConfig) -> bool:
     """May this window be judged? Not on unusable signal (``usable`` below
     ``min_usable_fraction``) nor amid frequent ectopy (``max_excluded_fraction``)."""
@@ -285,20 +294,21 @@ def judged(win: RrWindow, usable: float | None, config: AfConfig) -> bool:
 class AfProcessor:
     """AF episodes from the AF model's RR-window probabilities (Beat + Gap in, Episodes out).
 
-    ``usable``: ``(start, end) -> fraction of usable signal or None`` (the ECG
-    quality timeline); a window below ``AfConfig.min_usable_fraction`` is not
-    judged.
+    ``quality_at``: ``sample index -> SQI or None`` (the ECG quality timeline's
+    :meth:`~edge.detect.quality.QualityTimeline.quality_at`); a window whose
+    one-second probes reach ``AfConfig.min_sqi`` less than
+    ``AfConfig.min_usable_fraction`` of the time is not judged.
     """
 
     def __init__(self, ctx: StreamContext, handle: ModelHandle, config: AfConfig,
-                 usable: Callable[[int, int], float | None] | None = None) -> None:
+                 quality_at: Callable[[int], float | None] | None = None) -> None:
         if handle.model.spec.features != F.AF_FEATURES:
             raise ModelError(f"model {handle.model.name} takes {handle.model.spec.features} "
                              f"features, the AF step needs {F.AF_FEATURES}")
         self.ctx = ctx
         self.handle = handle
         self.config = config
-        self.usable = usable
+        self.quality_at = quality_at
         self.name: str = handle.model.name
         self.version: str = f"{handle.model.version}+rules{RULES_VERSION}"
         self.windower = RrWindower(ctx.fs, config.hop_beats, config.exclude_rr_labels)
@@ -323,7 +333,9 @@ class AfProcessor:
         win = self.windower.add(item.index, item.label)
         if win is None:
             return []
-        quality = self.usable(win.start, win.end) if self.usable is not None else None
+        quality = (usable_fraction(self.quality_at, win.start, win.end, self.ctx.fs,
+                                   self.config.min_sqi)
+                   if self.quality_at is not None else None)
         if not judged(win, quality, self.config):
             self.windows_withheld += 1
             return self._emit(self.tracker.update(None, win, quality))

@@ -251,16 +251,16 @@ class ModelSet:
         return ClassifiedQrs(qrs, clf)
 
     def beat_steps(self, ctx: StreamContext, config: EdgeConfig,
-                   usable: Callable[[int, int], float | None] | None = None,
+                   quality_at: Callable[[int], float | None] | None = None,
                    ) -> Sequence[Processor]:
         """Processors that consume beats (AF), placed after the QRS step.
 
-        ``usable``: the ECG quality timeline's usable fraction over a span; AF
-        withholds judgement on windows below ``[af] min_usable_fraction``.
+        ``quality_at``: the ECG quality timeline's SQI at a sample; AF withholds
+        judgement on windows with too little signal at ``[af] min_sqi``.
         """
         if self.af is None:
             return []
-        return [AfProcessor(ctx, self.af, config.af, usable)]
+        return [AfProcessor(ctx, self.af, config.af, quality_at)]
 
 
 def model_processor_factory(config: EdgeConfig, models: ModelSet):  # type: ignore[no-untyped-def]
