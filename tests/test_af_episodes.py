@@ -176,3 +176,29 @@ def test_score_spans_reports_onset_offset_and_short_episodes():
     assert (c["ref_detected"], c["det_true"], c["matched"]) == (1, 1, 1)
     assert c["onset_within_tol"] == 1 and c["offset_within_tol"] == 1
     assert (c["ref_short"], c["ref_short_found"], c["bursts_true"]) == (1, 1, 1)
+
+
+def test_no_af_on_electrode_motion_noise(data_dir):
+    # NSTDB 118e00 / 118e06: MIT-BIH 118 (no AF) with 0 and 6 dB electrode-motion noise.
+    # The noise makes the QRS detector's RR intervals irregular; at SQI 0.5 both raised a
+    # false AF alarm. AF needs signal at [af] min_sqi: no AF episode or burst at all.
+    from edge.evaluate.alarms import false_alarms
+
+    r = false_alarms([data_dir / "nstdb-118e-csv" / f"118e{snr}.csv" for snr in ("00", "06")])
+    for row in r["records"]:
+        assert "atrial_fibrillation" not in row["by_kind"], row
+    assert r["total"]["by_priority"]["urgent"] == 0
+
+
+def test_false_alarm_report_counts_every_priority(data_dir):
+    from edge.evaluate.alarms import false_alarms
+
+    # v102s (a false VT alarm) and a103l (a false asystole alarm) at the bedside:
+    # no urgent alarm here (issue #14)
+    icu = data_dir / "physionet-icu-samples"
+    r = false_alarms([icu / "v102s", icu / "a103l"])
+    for row in r["records"]:
+        assert set(row["by_priority"]) == {"urgent", "warning", "info"}
+        assert row["by_priority"]["urgent"] == 0
+        assert sum(row["by_priority"].values()) >= row["alarms"]
+    assert r["total"]["per_hour_by_priority"]["urgent"] == 0.0
