@@ -198,10 +198,10 @@ class AfEpisodeTracker:
         self._last = win
         run = self._run
         if p is None:
+            # no judgement: an open run is neither extended nor ended (its offset stays
+            # at the last AF window; AF found again after the noise continues it)
             if run is not None:
                 run.withheld += 1
-                if (win.centre - run.last_positive) / fs > c.merge_gap_s:
-                    return self.end("signal unusable")
             return []
         if run is None:
             if p < c.on_probability:
