@@ -553,6 +553,13 @@ class AfConfig:
         "engineering choice; alarm-fatigue control (IEC 60601-1-8)",
     )
 
+    def __post_init__(self) -> None:
+        labels = self.exclude_rr_labels
+        if isinstance(labels, str) or not all(isinstance(v, str) for v in labels):
+            raise ConfigError(f"af.exclude_rr_labels: expected a list of beat labels such as "
+                              f'["V"], got {labels!r}')
+        object.__setattr__(self, "exclude_rr_labels", tuple(labels))
+
 
 @dataclass(frozen=True)
 class BeatClassifierConfig:

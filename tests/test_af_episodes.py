@@ -202,3 +202,15 @@ def test_false_alarm_report_counts_every_priority(data_dir):
         assert row["by_priority"]["urgent"] == 0
         assert sum(row["by_priority"].values()) >= row["alarms"]
     assert r["total"]["per_hour_by_priority"]["urgent"] == 0.0
+
+
+def test_exclude_rr_labels_setting_is_a_list_of_labels(tmp_path):
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    p = tmp_path / "edge.toml"
+    p.write_text('[af]\nexclude_rr_labels = ["V", "S"]\n')
+    assert load_config(p).af.exclude_rr_labels == ("V", "S")
+    p.write_text('[af]\nexclude_rr_labels = "V"\n')
+    with pytest.raises(ConfigError, match="exclude_rr_labels"):
+        load_config(p)
