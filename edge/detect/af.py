@@ -153,6 +153,7 @@ class AfRun:
     reopened: int = 0
     last_window: RrWindow | None = None
     quality: list[float] = field(default_factory=list)
+    episode_id: str | None = None  # the id of the Episode reporting this run (revisions)
 
     @property
     def span(self) -> int:
@@ -313,7 +314,6 @@ class AfProcessor:
         self.version: str = f"{handle.model.version}+rules{RULES_VERSION}"
         self.windower = RrWindower(ctx.fs, config.hop_beats, config.exclude_rr_labels)
         self.tracker = AfEpisodeTracker(config, ctx.fs)
-        self._episodes: dict[int, Episode] = {}  # id(run) -> last episode emitted
         self.windows_scored = 0
         self.windows_withheld = 0
 
@@ -349,8 +349,6 @@ class AfProcessor:
     def _emit(self, events: list[AfEvent]) -> list[Output]:
         out: list[Output] = []
         for ev in events:
-            key = id(ev.run)
-            prior = self._episodes.get(key)
             kind = AF_BURST if ev.kind == "burst" else AF_EPISODE
             ep = self._episode(ev.run, ev.offset, kind)
             status = "ended" if ev.kind in ("ended", "burst") else "ongoing"
@@ -358,13 +356,11 @@ class AfProcessor:
             if ev.ended_by:
                 details["ended_by"] = ev.ended_by
             ep = replace(ep, status=status, details=details)
-            if prior is not None:
-                ep = replace(ep, id=prior.id)
-            if ev.kind == "ended":
-                # an ended episode may be reopened (AF resumes within merge_gap_s)
-                self._episodes = {key: ep}
-            elif ev.kind != "burst":
-                self._episodes[key] = ep
+            # every revision of a run (confirmed, reopened, ended) keeps one episode id
+            if ev.run.episode_id is not None:
+                ep = replace(ep, id=ev.run.episode_id)
+            else:
+                ev.run.episode_id = ep.id
             out.append(ep)
         return out
 
