@@ -328,11 +328,17 @@ def main() -> None:
                     "cross_validation": cv},
         "limits": [
             "Three CPSC 2021 subjects and two MIT-BIH records with AF: the AF-positive "
-            "patients are few; confidence intervals are wide (see MODEL_CARD.md).",
+            "patients are few; confidence intervals are wide.",
             "Atrial flutter with regular conduction is not AF by design; flutter with "
             "variable block can be called AF.",
-            "Frequent PACs / atrial bigeminy are not excluded (the beat model's S labels are "
-            "frequent in AF itself); a run of irregular PACs can be called AF.",
+            "Frequent PACs / atrial bigeminy are not excluded (the beat model rarely labels "
+            "S); a run of irregular PACs can be called AF.",
+            "A window needs 32 RR intervals (about 25 s): many 30 s strips cannot be judged. "
+            "Windows with more than 40 % of RR left out next to V beats, or on signal with "
+            "SQI under 0.7, are not judged: AF during heavy ectopy or noise can be missed.",
+            "Trained on the beat labels of beat_nsv 1.0.0: a retrained beat model changes "
+            "which RR intervals are left out; re-run tools/af_data.py (new cache) and "
+            "tools/train_af.py.",
             "Adults only; not validated on paced rhythms.",
         ],
     }
