@@ -5,7 +5,8 @@ Each record is replayed through the standard chain with the shipped models
 so the AF training script sees exactly the beats, beat labels and signal
 quality the AF step sees at run time. Kept per record in a cache folder
 (``.npz``: beat indices, labels, quality windows, reference AF / flutter
-masks as intervals) because a replay of the 22 MIT-BIH DS1 records takes
+masks as intervals; one sub-folder per version of the beat and quality models
+and the QRS code, :func:`runtime_key`) because a replay of the 22 MIT-BIH DS1 records takes
 minutes. No MIT-BIH DS2 record is ever read here.
 
     python tools/af_data.py [--cache DIR]   # fills the cache
@@ -29,6 +30,25 @@ from edge.trace.recordings import Recording, load_wfdb  # noqa: E402
 from edge.types import ChannelSpec  # noqa: E402
 
 DEFAULT_CACHE = Path("/tmp/edge-af-cache")
+
+
+def runtime_key() -> str:
+    """What the cached beats depend on: the shipped beat and quality models' manifests and
+    the QRS detector's code (a retrained beat model must never reuse stale labels)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (tc.REPO / "models" / "beat_nsv" / "manifest.json",
+                 tc.REPO / "models" / "ecg_quality" / "manifest.json",
+                 tc.REPO / "edge" / "dsp" / "qrs.py", tc.REPO / "edge" / "detect" / "models.py",
+                 tc.REPO / "edge" / "detect" / "quality.py"):
+        if part.exists():
+            h.update(part.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _dir(cache: Path) -> Path:
+    return cache / runtime_key()
 
 
 def _intervals(mask: np.ndarray) -> np.ndarray:
@@ -91,7 +111,7 @@ def cinc_recording(name: str, sig: np.ndarray, fs: float) -> Recording:
 def load(record: str, cache: Path = DEFAULT_CACHE) -> dict[str, Any]:
     """Cached replay of ``record`` (``mitdb-ds1/201``, ``cpsc2021/data_21_7``)."""
     assert not md.is_ds2(record), f"{record} is MIT-BIH DS2: never a training record"
-    path = cache / (record.replace("/", "__") + ".npz")
+    path = _dir(cache) / (record.replace("/", "__") + ".npz")
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
@@ -102,7 +122,7 @@ def load(record: str, cache: Path = DEFAULT_CACHE) -> dict[str, Any]:
     out = replay(rec)
     out.update(fs=np.float64(rec.fs), n=np.int64(rec.n_samples),
                af=rhythm_intervals(rec, "(AFIB"), afl=rhythm_intervals(rec, "(AFL"))
-    cache.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **out)
     return out
 
@@ -110,10 +130,10 @@ def load(record: str, cache: Path = DEFAULT_CACHE) -> dict[str, Any]:
 def fill_cinc(cache: Path = DEFAULT_CACHE) -> dict[str, str]:
     """Replay every CinC 2017 validation record once; returns record -> label (N A O ~)."""
     labels: dict[str, str] = {}
-    cache.mkdir(parents=True, exist_ok=True)
+    _dir(cache).mkdir(parents=True, exist_ok=True)
     for name, label, sig, fs in tc.load_cinc2017(tc.data_root()):
         labels[f"cinc2017/{name}"] = label
-        path = cache / f"cinc2017__{name}.npz"
+        path = _dir(cache) / f"cinc2017__{name}.npz"
         if path.exists():
             continue
         out = replay(cinc_recording(name, sig, fs))
