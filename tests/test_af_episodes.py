@@ -214,3 +214,21 @@ def test_exclude_rr_labels_setting_is_a_list_of_labels(tmp_path):
     p.write_text('[af]\nexclude_rr_labels = "V"\n')
     with pytest.raises(ConfigError, match="exclude_rr_labels"):
         load_config(p)
+
+
+def test_evaluate_af_cli_gives_per_record_rows_and_a_tachogram_plot(data_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edge.cli.main import cli
+
+    rec = data_dir / "cpsc2021" / "data_101_9"
+    r = CliRunner().invoke(cli, ["evaluate", "--task", "af", "--json", "--plot",
+                                  str(tmp_path), str(rec)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{"):])
+    # the keys kept from before, and one row per record
+    assert {"se", "ppv", "duration_se", "duration_ppv"} <= set(res["total"])
+    assert [row["record"] for row in res["records"]] == ["data_101_9"]
+    assert (tmp_path / "data_101_9-af.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
