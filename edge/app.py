@@ -118,7 +118,7 @@ def processor_factory(config: EdgeConfig, models: ModelSet | None = None,  # typ
             return [
                 quality,
                 models.qrs_step(ctx, QrsProcessor(ctx, cfg.qrs), cfg),
-                *models.beat_steps(ctx, cfg),
+                *models.beat_steps(ctx, cfg, quality.timeline.quality_at),
                 EctopyProcessor(ctx, cfg.ectopy),
                 HeartRateProcessor(ctx, cfg.heart_rate),
                 RateRules(ctx, cfg.rate_rules, cfg.heart_rate, quality.timeline),

@@ -844,15 +844,50 @@ class AfConfig:
         "A new 32-RR window is scored every 8 beats: about 6 s at 80 bpm, so onset and "
         "offset are located to a few seconds at a cost of one small inference per hop.",
     )
-    exclude_ectopic_rr: bool = setting(
-        True,
-        "RR intervals that begin or end at a beat classified ventricular (V) are left out "
-        "of the AF window: frequent PVCs (bigeminy, couplets) make RR irregular without "
-        "AF, the classic cause of false AF detections from RR intervals. Standard HRV "
-        "practice excludes intervals adjacent to ectopic beats.",
+    exclude_rr_labels: tuple[str, ...] = setting(
+        ("V",),
+        "RR intervals that begin or end at a beat the beat classifier gives one of these "
+        "labels are left out of the AF window: an ectopic beat's short coupling interval and "
+        "compensatory pause are not AF intervals, and frequent PVCs (bigeminy, couplets) "
+        "make RR irregular without AF, the classic cause of false AF from RR intervals. "
+        "Standard HRV practice excludes intervals adjacent to ectopic beats. S is not in "
+        "the default: the beat model labels few beats S (MIT-BIH DS1 replay: 21 of 908 "
+        "beats inside 201's AF, 24 of 2279 in 118), and a beat with a short RR inside AF "
+        "is a conducted AF beat whose interval is the evidence.",
         "Task Force of the ESC and NASPE 1996, Circulation 93:1043-1065 (ectopic beat "
         "editing); Petrenas et al. 2015, Comput Biol Med 65:184-191 (ectopic filtering "
         "before RR-based AF detection)")
+    max_excluded_fraction: float = setting(
+        0.4,
+        "A window for which more than this share of the RR intervals had to be left out "
+        "(next to beats labelled exclude_rr_labels) is not judged: amid frequent PVCs the "
+        "beat classifier misses some, and the ones it misses make a regular rhythm look "
+        "irregular (MIT-BIH 106, bigeminy: its false AF windows had 31-54 % excluded, 10th "
+        "to 90th percentile; AF "
+        "windows of 203, AF with PVCs: median 22 %, 90th percentile 36 %). Chosen on the "
+        "held-out windows of the patient-grouped cross-validation (tools/train_af.py, "
+        "docs/detection-changes.md 2026-12-04): 0.4 removed every false AF episode without "
+        "losing a reference episode.",
+        "cross-validation by patient; Petrenas et al. 2015 (ectopic filtering before "
+        "RR-based AF detection)")
+    min_sqi: float = setting(
+        0.7,
+        "The ECG signal quality index ([ecg_quality], combined SQI) a second of signal "
+        "needs to count as usable for AF. Stricter than [ecg_quality] usable_threshold "
+        "(0.5): a QRS detector on noise yields irregular RR intervals, the very evidence "
+        "of AF. On the NSTDB 118e00 / 118e06 excerpts (0 and 6 dB electrode-motion noise) "
+        "the noisy stretch scores 0.4-0.8 (median about 0.6) and raised a false AF alarm "
+        "at 0.5; inside the reference AF of the training patients the 25th percentile is "
+        "0.8 or more (MIT-BIH 203: 0.80, CPSC 84: 0.97-0.99).",
+        "Behar et al. 2013, IEEE TBME 60:1660 (SQI before arrhythmia alarms); measured, "
+        "docs/detection-changes.md 2026-12-04")
+    min_usable_fraction: float = setting(
+        0.5,
+        "A window whose span is less than half usable (SQI at least min_sqi) is not judged "
+        "at all (neither AF nor not-AF). An open episode stays open across unusable "
+        "windows for up to merge_gap_s.",
+        "Behar et al. 2013, IEEE TBME 60:1660 (SQI gating of arrhythmia alarms); Clifford "
+        "et al. 2012 (signal quality before rhythm analysis)")
     on_probability: float = setting(
         0.6,
         "A window starts (or continues) an AF candidate when p(AF) reaches this. Above "
@@ -871,12 +906,28 @@ class AfConfig:
         "2020 ESC Guidelines for the diagnosis and management of AF (Hindricks et al., "
         "Eur Heart J 2021;42:373), section 4: clinical AF definition >= 30 s",
     )
+    burst_min_windows: int = setting(
+        2,
+        "An irregular run shorter than min_duration_s but scored AF on at least this many "
+        "successive windows (2 windows of 32 RR, hop 8: about 40 beats) is reported as an "
+        "af_burst finding (info priority: stored and sent for review, never an alarm). Short "
+        "AF runs predict clinical AF and stroke, so they are kept, not dropped; one window "
+        "alone is too easily ectopy.",
+        "Binici et al. 2010, Circulation 121:1904 (excessive supraventricular ectopy and "
+        "short AF runs predict AF and stroke); CPSC 2021 scores paroxysms of any length")
     merge_gap_s: float = setting(
         30.0,
         "AF that resumes within this time of an episode's end continues that episode "
         "instead of raising a new one (one ectopic-rich stretch must not split AF).",
         "engineering choice; alarm-fatigue control (IEC 60601-1-8)",
     )
+
+    def __post_init__(self) -> None:
+        labels = self.exclude_rr_labels
+        if isinstance(labels, str) or not all(isinstance(v, str) for v in labels):
+            raise ConfigError(f"af.exclude_rr_labels: expected a list of beat labels such as "
+                              f'["V"], got {labels!r}')
+        object.__setattr__(self, "exclude_rr_labels", tuple(labels))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 
 from edge.errors import BackendUnavailableError, ModelError, ModelIntegrityError, ModelSpecError
 from edge.inference import ModelHandle, available_backends, list_models, load_model
+from edge.inference import features as F
 from edge.inference.bench import bench_all, sample_inputs
 from edge.inference.manifest import load_manifest
 
@@ -217,7 +218,7 @@ def test_unknown_feature_set_is_refused(tmp_path):
 def test_model_whose_input_width_differs_from_its_spec_is_refused(tmp_path):
     d = copy_model(tmp_path, "af_rr")
     beat = copy_model(tmp_path, "beat_nsv")
-    # The AF manifest now points at the beat model's file (147 inputs, spec says 41).
+    # The AF manifest now points at the beat model's file (147 inputs, spec says 44).
     src = beat / "beat_nsv.fp32.onnx"
     shutil.copy(src, d / "af_rr.int8.onnx")
     man = json.loads((d / "manifest.json").read_text())
@@ -276,7 +277,8 @@ def test_missing_tflite_runtime_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(tb, "_interpreter_class", none)
     with pytest.raises(BackendUnavailableError, match="ONNX|ai-edge-litert"):
         load_model(MODELS / "af_rr", backend="tflite")
-    assert load_model(MODELS / "af_rr", backend="onnx").run(np.zeros((1, 41))).shape == (1, 2)
+    onnx = load_model(MODELS / "af_rr", backend="onnx")
+    assert onnx.run(np.zeros((1, F.AF_N_FEATURES))).shape == (1, 2)
 
 
 def test_run_async_gives_the_same_result():

@@ -71,6 +71,9 @@ def card(man: dict[str, Any], bench: dict[str, Any] | None) -> str:
             out += cv_section(key, block, classes, man["metrics"].get(
                 "published_anchors_ds1_to_ds2", {}))
             continue
+        if key == "cross_validation" and "patients" in block:
+            out += af_cv_section(block)
+            continue
         if key.startswith("leave_one_patient_out"):
             out += [f"### {key} (Keras fp32, each patient predicted by a model trained "
                     "without them)", ""]
@@ -144,6 +147,39 @@ def cv_section(key: str, block: dict[str, Any], classes: list[str],
         for r, m in per.items():
             out.append(f"| {r} | " + " | ".join(
                 f"{m[c]['tp']}/{m[c]['n']}, FP {m[c]['fp']}" for c in classes) + " |")
+    return out + [""]
+
+
+def af_cv_section(cv: dict[str, Any]) -> list[str]:
+    """AF: per-patient episode and duration figures of the patient-grouped cross-validation."""
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    out = [f"### Cross-validation by patient ({cv['protocol']})", "",
+           "| patient | fold | ref episodes (>= 30 s) | found | detected | true | episode Se % "
+           "| +P % | AF s ref / detected | duration Se % | +P % | af_burst (true) | "
+           "short ref found |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in list(cv["patients"]) + [dict(v, fold="-") for v in cv["total"].values()] + [
+            dict(cv["pooled"], fold="-")]:
+        name = r["record"] + (" (no AF)" if r.get("no_reference_af") else "")
+        out.append(f"| {name} | {r['fold']} | {r['ref_episodes']} "
+                   f"({r['ref_episodes_min_duration']}) | {r['ref_detected']} | "
+                   f"{r['det_episodes']} | {r['det_true']} | "
+                   f"{pct(r['se'] if r['ref_episodes'] else None)} | "
+                   f"{pct(r['ppv'] if r['det_episodes'] else None)} | "
+                   f"{r['ref_af_s']:.0f} / {r['det_af_s']:.0f} | "
+                   f"{pct(r['duration_se'] if r['ref_af_s'] else None)} | "
+                   f"{pct(r['duration_ppv'] if r['det_af_s'] else None)} | "
+                   f"{r['bursts']} ({r['bursts_true']}) | "
+                   f"{r['ref_short_found']}/{r['ref_short']} |")
+    c = cv.get("cinc2017")
+    if c:
+        out += ["", f"CinC 2017 validation records (10-60 s, each a patient; a record is AF when "
+                f"the mean p(AF) of its judged windows is >= 0.5): {c['records_judged']} judged "
+                f"({c['af_records']} AF), Se {c['se']}, +P {c['ppv']}, F1(AF) {c['f1_af']}; "
+                f"{c['not_judged_records']} too short for a 32-RR window; noisy records: "
+                f"{c['noisy_called_af']} of {c['noisy_records']} called AF, "
+                f"{c['noisy_withheld']} withheld."]
     return out + [""]
 
 

@@ -29,6 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 CPSC = ["data_21_7", "data_21_8", "data_21_9", "data_84_1", "data_84_2", "data_84_3",
         "data_101_6", "data_101_8", "data_101_9"]
+#: MIT-BIH DS1 (training side of the inter-patient split; never DS2) by reference rhythm.
+DS1_AF = ["201", "203"]
+DS1_NO_AF = ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122",
+             "124", "205", "207", "208", "209", "215", "220", "223", "230"]
+#: No reference run of 3 or more V beats, no (VT / (IVR / (VFL, no AF (SVTA remains in
+#: 114, 209, 220: a tachycardia alarm there may be true).
+DS1_NO_VRUN_NO_AF = ["101", "108", "109", "112", "114", "115", "116", "118", "119", "122",
+                     "208", "209", "220", "230"]
 
 
 def _pct(x: float | None) -> str:
@@ -61,6 +69,13 @@ def build(data: Path) -> str:
     add("AF", "CPSC 2021 (9 records)", 9, evaluate_af(cpsc, cfg), af_fmt)
     add("AF (false positives)", "MIT-BIH 100, 208 (no AF)", 2, evaluate_af(mitdb, cfg),
         "{det_episodes} AF episodes detected, {det_af_s} s")
+    ds1 = data / "mitdb-ds1"
+    add("AF", "MIT-BIH DS1 201, 203 (AF, flutter, PVCs)", 2,
+        evaluate_af([str(ds1 / r) for r in DS1_AF], cfg), af_fmt)
+    add("AF (false positives)", f"MIT-BIH DS1, the {len(DS1_NO_AF)} records without AF "
+        "(bigeminy, VT runs, pauses, SVTA)", len(DS1_NO_AF),
+        evaluate_af([str(ds1 / r) for r in DS1_NO_AF], cfg),
+        "{det_episodes} AF episodes detected, {det_af_s} s; {bursts} af_burst findings (info)")
     pvc_fmt = "Se {se} %, +P {ppv} % (TP {tp}, FP {fp}, FN {fn})"
     add("PVC", "MIT-BIH 100, 208 (208: a DS1 training record of the beat model)", 2,
         evaluate_pvc(mitdb, cfg), pvc_fmt)
@@ -97,6 +112,10 @@ def build(data: Path) -> str:
     nst = [str(data / "nstdb-118e-csv" / f"118e{snr}.csv") for snr in ("24", "12", "06", "00")]
     add("false alarms (noise)", "NSTDB 118e24/12/06/00 (SNR 24 to 0 dB)", len(nst),
         false_alarms(nst, cfg, csv_fs=360.0),
+        "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
+    quiet = [str(ds1 / r) for r in DS1_NO_VRUN_NO_AF]
+    add("false alarms", f"MIT-BIH DS1 without ventricular runs or AF ({len(quiet)} records)",
+        len(quiet), false_alarms(quiet, cfg),
         "{alarms} alarms in {hours} h = {alarms_per_hour} per hour")
     icu = [str(data / "physionet-icu-samples" / r) for r in ("v102s", "a103l")]
     add("false alarms (ICU)", "CinC 2015 v102s, a103l (alarms a bedside monitor raised "

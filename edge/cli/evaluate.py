@@ -106,23 +106,30 @@ def _width(key: str) -> int:
     return max(15, len(key) + 4)
 
 
+def _kw(key: str) -> int:
+    return max(9, len(key) + 2)
+
+
 def _table(result: dict[str, Any]) -> None:
     total = result["total"]
-    keys = [k for k in ("tp", "fp", "fn", "alarms", "hours") if k in total]
+    keys = [k for k in ("tp", "fp", "fn", "alarms", "hours", "ref_episodes", "det_episodes",
+                        "det_true", "bursts") if k in total]
     ratios = [k for k in ("se", "ppv", "duration_se", "duration_ppv", "se_min_duration")
               if k in total]
     values = [k for k in ("mae_bpm", "alarms_per_hour") if k in total]
-    click.echo(f"{'record':14}" + "".join(f"{k:>9}" for k in keys)
+    click.echo(f"{'record':14}" + "".join(f"{k:>{_kw(k)}}" for k in keys)
                + "".join(f"{k + ' %':>{_width(k)}}" for k in ratios)
                + "".join(f"{k:>16}" for k in values))
     for row in [*result["records"], {"record": "total", **total}]:
         line = f"{str(row.get('record', '?')):14}"
-        line += "".join(f"{row[k]:9.3g}" if isinstance(row.get(k), float)
-                        else f"{row.get(k, ''):>9}" for k in keys)
+        line += "".join(f"{row[k]:{_kw(k)}.3g}" if isinstance(row.get(k), float)
+                        else f"{row.get(k, ''):>{_kw(k)}}" for k in keys)
         line += "".join(f"{100 * row[k]:{_width(k)}.2f}" if row.get(k) is not None
                         else f"{'-':>{_width(k)}}" for k in ratios)
         line += "".join(f"{row[k]:16.2f}" if row.get(k) is not None else f"{'-':>16}"
                         for k in values)
+        if row.get("no_reference_af"):
+            line += "  (no AF in the reference)"
         click.echo(line)
 
 

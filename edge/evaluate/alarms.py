@@ -70,6 +70,9 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
                  on_record: OnRecord | None = None) -> dict[str, Any]:
     """Urgent + warning episodes per hour on alarm-free records (per record and total).
 
+    ``by_priority`` / ``per_hour_by_priority`` count every episode (info findings
+    such as ``af_burst`` too) by its final priority, per record and in total.
+
     With ``quality_gate`` each row and the total also give ``alarms_quality_gated``:
     the alarms left once alarms starting on an unusable ECG window are suppressed.
     ``plot_dir``: one PNG per record (first 60 s of signal with detected beats, plus
@@ -80,6 +83,7 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
         paths = [paths]
     rows = []
     n_total, n_gated, h_total = 0, 0, 0.0
+    pri_total: dict[str, int] = {}
     for p in each(paths, on_record):
         episodes, hours, beats, rec, damage = asyncio.run(_record(p, config, csv_fs))
         alarms = [e for e in episodes if e.priority in ALARM_PRIORITIES]
@@ -94,13 +98,21 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
                         f"{Path(p).name}: detected beats and alarms (first 60 s)",
                         max_seconds=60.0)
         by_kind: dict[str, int] = {}
+        by_priority = {p.value: 0 for p in Priority}
         for e in alarms:
             by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
+        for e in episodes:
+            by_priority[e.priority.value] += 1
+        for k, v in by_priority.items():
+            pri_total[k] = pri_total.get(k, 0) + v
         # beats detected: a sanity check (no beats, no rate alarms: 0/h would mean nothing)
         rows.append({"record": Path(p).name, "hours": round(hours, 4), "beats": len(beats),
                      "alarms": len(alarms),
                      "alarms_per_hour": round(len(alarms) / hours, 3) if hours else None,
-                     "by_kind": by_kind, "alarms_quality_gated": len(gated),
+                     "by_kind": by_kind, "by_priority": by_priority,
+                     "per_hour_by_priority": {k: round(v / hours, 3) if hours else None
+                                              for k, v in by_priority.items()},
+                     "alarms_quality_gated": len(gated),
                      "info_episodes": sum(1 for e in episodes if e.priority is Priority.INFO),
                      **({"trace": damage} if damage is not None else {})})
         n_total += len(alarms)
@@ -108,6 +120,9 @@ def false_alarms(paths: str | Path | Sequence[str | Path], config: EdgeConfig | 
     return {"task": "false-alarms", "records": rows,
             "total": {"records": len(rows), "hours": round(h_total, 4), "alarms": n_total,
                       "alarms_per_hour": round(n_total / h_total, 3) if h_total else None,
+                      "by_priority": pri_total,
+                      "per_hour_by_priority": {k: round(v / h_total, 3) if h_total else None
+                                               for k, v in pri_total.items()},
                       "alarms_quality_gated": n_gated,
                       "alarms_per_hour_quality_gated":
                           round(n_gated / h_total, 3) if h_total else None}}

@@ -5,11 +5,15 @@ Each feature set has a name and a version recorded in the model manifest
 is refused (:class:`~edge.errors.ModelSpecError`), so a model can never be fed
 inputs prepared differently from the ones it was trained on.
 
-* ``af_rr_v1``: a window of :data:`AF_WINDOW_RR` consecutive RR intervals
+* ``af_rr_v2``: a window of :data:`AF_WINDOW_RR` consecutive RR intervals
   (seconds) -> the RR sequence normalised by its median plus robust
   irregularity statistics (Tateno & Glass 2001 use the RR-difference
   distribution; Sarkar et al. 2008 the successive-difference dispersion;
-  RMSSD and pNN-type fractions as in Dash et al. 2009).
+  RMSSD and pNN-type fractions as in Dash et al. 2009) and, new in v2, the
+  statistics that tell AF from ectopy: sample entropy and COSEn (Lake &
+  Moorman 2011: bigeminy and other repeating ectopy have low entropy however
+  irregular they look) and the lag-1 autocorrelation of RR (alternating
+  short-long ectopy is strongly negative, AF near zero).
 * ``beat_v2``: a beat-centred ECG window, band-passed 0.5-40 Hz and
   resampled to :data:`BEAT_FS` Hz, minus the patient's running *normal*
   template (recent non-premature beats that match it) and scaled by the
@@ -37,11 +41,13 @@ from edge.dsp.filters import butter_sos, zero_phase
 
 # -- AF from RR intervals -------------------------------------------------------------------
 
-AF_FEATURES = "af_rr_v1"
+AF_FEATURES = "af_rr_v2"
 AF_WINDOW_RR = 32
 #: Scalars appended to the normalised RR sequence, in this order.
 AF_SCALARS = ("rmssd_n", "mad_d_n", "pnn50", "pdiff10", "cv", "rmssd_trim_n", "sd1_sd2",
-              "turning_ratio", "hr_100")
+              "turning_ratio", "hr_100", "sampen", "cosen_n", "ac1")
+#: Sample-entropy tolerance (s), template length 1: Lake & Moorman 2011 (COSEn).
+AF_SAMPEN_R_S = 0.030
 AF_N_FEATURES = AF_WINDOW_RR + len(AF_SCALARS)
 
 
@@ -76,9 +82,35 @@ def af_features(rr_s: np.ndarray) -> np.ndarray:
     s = np.sign(d)
     turning_ratio = np.mean(s[:, 1:] * s[:, :-1] < 0, axis=1)
     hr_100 = 0.6 / med[:, 0]  # heart rate / 100 bpm
+    sampen = _sample_entropy(rr, AF_SAMPEN_R_S)
+    # COSEn = SampEn + ln(2r) - ln(mean RR) (Lake & Moorman 2011), shifted and scaled to
+    # about unit range: ln(2 * 0.03) = -2.81.
+    cosen_n = (sampen + np.log(2 * AF_SAMPEN_R_S) - np.log(np.mean(rr, axis=1)) + 4.0) / 4.0
+    dev = rr - np.mean(rr, axis=1, keepdims=True)
+    den = np.maximum(np.sum(dev**2, axis=1), 1e-12)
+    ac1 = (np.sum(dev[:, 1:] * dev[:, :-1], axis=1) / den + 1.0) / 2.0  # [-1, 1] -> [0, 1]
     scalars = np.stack([rmssd_n, mad_d_n, pnn50, pdiff10, cv, rmssd_trim_n, sd1_sd2,
-                        turning_ratio, hr_100], axis=1)
+                        turning_ratio, hr_100, sampen / 4.0, cosen_n, ac1], axis=1)
     return np.concatenate([seq, np.clip(scalars, 0.0, 5.0)], axis=1).astype(np.float32)
+
+
+def _sample_entropy(rr: np.ndarray, r: float) -> np.ndarray:
+    """Sample entropy, template length 1, tolerance ``r`` seconds, of each row of ``rr``.
+
+    ``-ln(A / B)``: B counts pairs of points within ``r``, A the pairs whose next
+    points are also within ``r``; undefined ratios (no match) give the largest value
+    a window of this length can show, ``ln(B_max)``.
+    """
+    x = rr[:, :-1]
+    close = np.abs(x[:, :, None] - x[:, None, :]) <= r  # (n, N-1, N-1)
+    nxt = np.abs(rr[:, 1:, None] - rr[:, None, 1:]) <= r
+    iu = np.triu_indices(x.shape[1], k=1)
+    b = close[:, iu[0], iu[1]].sum(axis=1).astype(np.float64)
+    a = (close & nxt)[:, iu[0], iu[1]].sum(axis=1).astype(np.float64)
+    cap = np.log(len(iu[0]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = -np.log(a / b)
+    return np.where((a > 0) & (b > 0), np.minimum(se, cap), cap)
 
 
 def rr_windows(beat_index: np.ndarray, fs: float, hop: int) -> tuple[np.ndarray, np.ndarray]:
