@@ -188,8 +188,8 @@ def _print_summary(out: dict[str, Any]) -> None:
     if classes:
         click.echo("beat classes (beat_nsv model): " + ", ".join(
             f"{k} {v}" for k, v in classes.items())
-            + f"  (reference: {ref['pvc_beats']} PVCs and {ref['fusion_beats']} fusion beats, "
-            "which the model has no class for and often labels V)")
+            + f"  (reference: {ref['pvc_beats']} PVCs (V) and {ref['fusion_beats']} fusion "
+            "beats (F))")
     if hr:
         click.echo(f"heart rate: mean {hr['mean']} bpm, range {hr['min']}-{hr['max']} bpm")
     click.echo(f"episodes: {len(out['episodes'])}")
