@@ -184,6 +184,8 @@ def plot_af_tachogram(beats: list[Beat], fs: float, ref: list[tuple[int, int]],
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from edge.evaluate.plots import save_figure
+
     idx = np.array([b.index for b in beats], dtype=np.float64)
     labels = [b.label or "Q" for b in beats]
     fig, ax = plt.subplots(figsize=(16.0, 4.0), dpi=100)
@@ -210,12 +212,7 @@ def plot_af_tachogram(beats: list[Beat], fs: float, ref: list[tuple[int, int]],
     ax.set_ylabel("RR interval (s)")
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 def af_record(path: str | Path, config: EdgeConfig, models: ModelSet,

@@ -15,6 +15,18 @@ import numpy as np
 Event = int | float | tuple[float, float] | Any  # a sample index, a span, or an Episode
 
 
+
+def save_figure(fig: Any, out_png: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``out_png`` (its folder made if needed), close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
 def _spans_and_points(events: Sequence[Event] | np.ndarray | None, fs: float,
                       ) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     spans: list[tuple[float, float, str]] = []
@@ -77,12 +89,7 @@ def plot_events(signal: np.ndarray, fs: float,
     ax.set_ylabel("amplitude")
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 def plot_confusion(counts: np.ndarray, labels: Sequence[str], out_png: str | Path,
@@ -106,9 +113,4 @@ def plot_confusion(counts: np.ndarray, labels: Sequence[str], out_png: str | Pat
     ax.set_xlabel("detected class ('-' = reference beat missed)")
     ax.set_ylabel("reference class ('-' = false detection)")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
