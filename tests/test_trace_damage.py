@@ -177,7 +177,7 @@ def test_an_empty_or_intact_trace_reports_no_damage():
     info, items = read_trace(DEMO)
     list(items)
     assert info.complete and info.damage_report()["damaged"] is False
-    assert info.damage_line("x") == "x: trace intact (1,736 records)"
+    assert info.damage_line("x") == "x: trace intact (6,563 records)"
 
 
 # -- the recorder ----------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_replay_of_a_trace_with_no_readable_stream_fails_in_one_line(run, tmp_pa
 
 def test_trace_check_reports_streams_duration_and_damage(run, damaged):
     intact = json.loads(run("trace", "check", "--json", str(DEMO)).stdout)
-    assert intact["records"] == 1736 and intact["damage"]["damaged"] is False
+    assert intact["records"] == 6563 and intact["damage"]["damaged"] is False
     (stream,) = intact["streams"]
     assert stream["samples"] == DEMO_SAMPLES and stream["seconds"] == 300.0
     assert stream["annotations"] == 535

@@ -27,7 +27,7 @@ from edge.trace.recordings import data_dir, load_wfdb
 from edge.types import Block, StreamKey
 
 START, STOP = 422820, 530820
-BLOCK = 90  # 0.25 s at 360 Hz: one BLE/serial packet's worth
+BLOCK = 18  # 0.05 s at 360 Hz: one BLE notification's worth; a damaged record costs 50 ms
 
 
 def main() -> None:
