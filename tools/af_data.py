@@ -58,18 +58,7 @@ def _intervals(mask: np.ndarray) -> np.ndarray:
 
 def rhythm_intervals(rec: Recording, prefix: str) -> np.ndarray:
     """``[start, end)`` intervals of the rhythm whose aux note starts with ``prefix``."""
-    n = rec.signal.shape[0]
-    mask = np.zeros(n, dtype=bool)
-    state, start = False, 0
-    for idx, sym, aux in zip(rec.ann_index, rec.ann_symbol, rec.ann_aux, strict=True):
-        if sym != "+" or not aux.startswith("("):
-            continue
-        if state:
-            mask[start:idx] = True
-        state, start = aux.startswith(prefix), int(idx)
-    if state:
-        mask[start:] = True
-    return _intervals(mask)
+    return _intervals(tc.rhythm_mask(rec, prefix))
 
 
 def replay(rec: Recording) -> dict[str, Any]:

@@ -71,18 +71,21 @@ def load_cinc2017(root: Path) -> list[tuple[str, str, np.ndarray, float]]:
     return out
 
 
-def rhythm_mask(rec: Any) -> np.ndarray:
-    """Per-sample AF flag from WFDB rhythm annotations (``(AFIB``; other rhythms end it)."""
+def rhythm_mask(rec: Any, prefix: str = "(AFIB") -> np.ndarray:
+    """Per-sample flag of the rhythm whose WFDB aux note starts with ``prefix``.
+
+    Rhythm changes are ``+`` annotations with an aux note like ``(AFIB``; any
+    other rhythm note ends the flagged stretch.
+    """
     n = rec.signal.shape[0]
     mask = np.zeros(n, dtype=bool)
     state, start = False, 0
     for idx, sym, aux in zip(rec.ann_index, rec.ann_symbol, rec.ann_aux, strict=True):
         if sym != "+" or not aux.startswith("("):
             continue
-        is_af = aux.startswith("(AFIB")
         if state:
             mask[start:idx] = True
-        state, start = is_af, int(idx)
+        state, start = aux.startswith(prefix), int(idx)
     if state:
         mask[start:] = True
     return mask
