@@ -637,6 +637,13 @@ class EctopyConfig:
         "2017 AHA/ACC/HRS guideline for ventricular arrhythmias (PVC burden > 10-15 %)")
     burden_clear_pct: float = setting(
         7.0, "Hysteresis: 'frequent PVCs' ends when the burden falls below this.")
+    evidence_beats_before: int = setting(
+        4, "A ventricular run's evidence (stored with the episode and sent in its FHIR "
+           "Observation) is the RR intervals and classes of its beats and of this many beats "
+           "before it, so a reviewer sees the coupling into the run.")
+    evidence_max_beats: int = setting(
+        64, "At most this many beats in a run's evidence (the onset of a long run is kept): "
+            "bounds the stored episode and its FHIR Observation.")
 
 
 @dataclass(frozen=True)

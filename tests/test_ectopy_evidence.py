@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge.clock import VirtualClock
 from edge.config import EctopyConfig, EvidenceConfig
@@ -110,3 +111,26 @@ def test_the_demo_keeps_evidence_for_its_episodes(tmp_path, monkeypatch):
     rows = db.execute("SELECT fs, unit, n_samples FROM evidence").fetchall()
     assert n_events >= 1 and len(rows) == n_events
     assert all(fs == 360.0 and unit == "mV" and 0 < n <= 15 * 360 for fs, unit, n in rows)
+
+
+def test_a_run_keeps_the_rr_intervals_and_classes_it_was_decided_on():
+    labels = ["N"] * 10 + ["V", "V", "V"] + ["N"] * 10
+    rr = [0.8] * 10 + [0.4, 0.5, 0.5] + [0.8] * 10
+    run = [e for e in _episodes(EctopyProcessor(_ctx(), EctopyConfig()), _beats(labels, rr))
+           if e.kind == "ventricular_run"][0]
+    ev = run.details["evidence"]
+    # the four beats before the run (the config default), then the run's three
+    assert ev["beat_labels"] == "NNNNVVV"
+    # within one sample period (the beats sit on whole samples)
+    assert ev["rr_ms"] == pytest.approx([800, 800, 800, 400, 500, 500], abs=1000 / FS)
+    assert len(ev["rr_end_index"]) == len(ev["rr_ms"])
+
+
+def test_a_long_run_keeps_only_its_onset_as_evidence():
+    cfg = EctopyConfig(evidence_max_beats=10)
+    labels = ["N"] * 10 + ["V"] * 40 + ["N"] * 5
+    rr = [0.8] * 10 + [0.4] * 40 + [0.8] * 5
+    runs = [e for e in _episodes(EctopyProcessor(_ctx(), cfg), _beats(labels, rr))
+            if e.kind == "ventricular_run"]
+    assert all(len(r.details["evidence"]["beat_labels"]) == 10 for r in runs)
+    assert runs[-1].details["evidence"]["beat_labels"].startswith("NNNNV")

@@ -182,3 +182,47 @@ def test_an_existing_patient_is_referenced_by_identifier_and_never_created():
     literal = transaction_bundle([(tachy(), 1)], replace(CFG, patient_reference="Patient/9"))
     assert literal.bundle["entry"][-1]["resource"]["subject"] == {"reference": "Patient/9"}
     assert "Patient" not in {x["resource"]["resourceType"] for x in literal.bundle["entry"]}
+
+
+def _component(o: dict, code: str) -> dict:
+    found = [c for c in o["component"]
+             if any(cd["code"] == code for cd in c["code"]["coding"])]
+    assert len(found) == 1, f"one {code} component expected"
+    return found[0]
+
+
+def test_an_af_episode_carries_the_rr_intervals_beats_quality_and_model_it_was_decided_on():
+    af = Episode(kind="af", key=StreamKey("w", "ecg"), onset=1e9, offset=1e9 + 60,
+                 onset_index=0, offset_index=21600, priority=Priority.WARNING, detector="af",
+                 detector_version="2.0.0",
+                 details={"model": "af_rr", "model_version": "2.0.0", "rules": "2.0.0",
+                          "format": "onnx", "precision": "int8",
+                          "usable_signal_fraction": 0.93,
+                          "evidence": {"rr_ms": [612, 845, 530], "rr_end_index": [1, 2, 3],
+                                       "beat_labels": "NNNV", "rr_excluded_ectopic": 1}})
+    o = to_json(episode_observation(af, 1, CFG))
+    rr = _component(o, "rr-intervals")
+    assert rr["valueString"] == "612 845 530"
+    # MDC_ECG_TIME_PD_RR_GL, partition 2, term 16000 (DICOM CID 3689)
+    assert {"system": "urn:iso:std:iso:11073:10101", "code": "147072",
+            "display": "MDC_ECG_TIME_PD_RR_GL"} in rr["code"]["coding"]
+    assert _component(o, "beat-classes")["valueString"] == "NNNV"
+    assert _component(o, "rr-excluded")["valueInteger"] == 1
+    assert _component(o, "usable-signal")["valueQuantity"]["value"] == 93
+    assert _component(o, "usable-signal")["valueQuantity"]["code"] == "%"
+    assert o["method"]["text"] == "af 2.0.0 (model af_rr 2.0.0, onnx int8; rules 2.0.0)"
+
+
+def test_a_quality_downgraded_alarm_says_so_and_how_good_the_signal_was():
+    e = tachy(priority=Priority.INFO,
+              details={"mean_quality": 0.41, "downgraded_from": "warning"})
+    o = to_json(episode_observation(e, 1, CFG))
+    assert _component(o, "signal-quality")["valueQuantity"]["value"] == 0.41
+    assert _component(o, "downgraded-from")["valueString"] == "warning"
+    assert o["method"]["text"] == "rate_rules 1.0.0"
+
+
+def test_an_episode_without_decision_evidence_gets_no_empty_components():
+    o = to_json(episode_observation(tachy(), 1, CFG))
+    codes = {cd["code"] for c in o["component"] for cd in c["code"]["coding"]}
+    assert not codes & {"rr-intervals", "beat-classes", "usable-signal", "signal-quality"}

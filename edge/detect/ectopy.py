@@ -79,7 +79,24 @@ class EctopyProcessor:
                 and self._run_rate() >= self.config.run_min_bpm)
 
     def _run_summary(self) -> dict[str, Any]:
-        return {"beats": len(self._run), "rate_bpm": round(self._run_rate(), 1)}
+        return {"beats": len(self._run), "rate_bpm": round(self._run_rate(), 1),
+                "evidence": self._run_evidence()}
+
+    def _run_evidence(self) -> dict[str, Any]:
+        """The beats a run was decided on: the run and the beats just before it.
+
+        The same keys as the AF step's evidence (``rr_ms``, ``rr_end_index``,
+        ``beat_labels``), so a clinician (and the FHIR mapping) reads both alike; a
+        long run keeps its onset (the first ``evidence_max_beats`` beats).
+        """
+        first = self._run[0].index
+        before = [b for b in self._recent if b.index < first][-self.config.evidence_beats_before:]
+        beats = [*before, *self._run][:self.config.evidence_max_beats]
+        fs = self.ctx.fs
+        return {"rr_ms": [int(round(1000.0 * (b.index - a.index) / fs))
+                          for a, b in zip(beats, beats[1:], strict=False)],
+                "rr_end_index": [b.index for b in beats[1:]],
+                "beat_labels": "".join(b.label for b in beats)}
 
     def _check_sustained(self) -> list[Output]:
         if self._run_episode is not None or not self._is_run():

@@ -15,6 +15,8 @@ MDC codes are written as the PHD IG does: the 32-bit code in decimal,
   codes, partition 3, reprinted from the IEEE table);
 * ``DICOM-3039``: DICOM PS3.16 CID 3039 "Device-related and Environment-related
   Event" (IEEE 11073-10101 technical event codes);
+* ``DICOM-3689``: DICOM PS3.16 CID 3689 "ECG Global Waveform Duration" (IEEE
+  11073-10102 ECG measurement codes);
 * ``IVR``: the Swiss IVR emergency-medicine FHIR IG (respiration findings value set,
   vital-sign interpretation examples);
 * ``SNOMED``: SNOMED CT International, the concept's fully specified name.
@@ -53,6 +55,11 @@ class EpisodeCodes:
     mdc_ref: str = ""  # the MDC reference id / partition::term form, for the docs table
     note: str = ""
 
+
+#: the RR intervals an episode was decided on: MDC_ECG_TIME_PD_RR_GL, 2::16000
+#: ("RR time period, global", DICOM PS3.16 CID 3689 "ECG Global Waveform Duration",
+#: from the IEEE 11073-10102 table)
+RR_INTERVAL = Concept(mdc_code(2, 16000), "MDC_ECG_TIME_PD_RR_GL", "DICOM-3689")
 
 _AF = Concept("49436004", "Atrial fibrillation", "DICOM-3230")
 _VT = Concept("25569003", "Ventricular tachycardia", "DICOM-3230")

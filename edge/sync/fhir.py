@@ -53,7 +53,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from edge import __version__
 from edge.config import FhirConfig
 from edge.store.outbox import Evidence
-from edge.sync.codes import standard_codings
+from edge.sync.codes import RR_INTERVAL, standard_codings
 from edge.types import VITAL_UNITS, Episode, Priority, VitalKind, VitalSample
 
 LOINC = "http://loinc.org"
@@ -264,7 +264,7 @@ def episode_observation(ep: Episode, revision: int, cfg: FhirConfig,
         "subject": patient_reference(cfg),
         "effectivePeriod": {"start": iso(ep.onset)},
         "interpretation": [{"coding": [{"system": INTERPRETATION, "code": interp}]}],
-        "method": {"text": f"{ep.detector} {ep.detector_version}"},
+        "method": {"text": _method_text(ep)},
         "device": dev,
         "component": [{"code": {"coding": [{"system": cfg.code_system, "code": "duration"}],
                                 "text": "episode duration"},
@@ -287,9 +287,69 @@ def episode_observation(ep: Episode, revision: int, cfg: FhirConfig,
                 "valueQuantity": _quantity(value, s.unit)})
     else:
         obs["valueQuantity"] = _quantity(max(ep.duration, 0.0), "s")
+    obs["component"] += _decision_components(ep, cfg)
     if evidence_url:
         obs["derivedFrom"] = [{"reference": evidence_url}]
     return Observation.model_validate(obs)
+
+
+def _method_text(ep: Episode) -> str:
+    """The rule and model versions an episode was decided by, in words."""
+    d = ep.details
+    parts = []
+    if d.get("model"):
+        precision = " ".join(str(d[k]) for k in ("format", "precision") if d.get(k))
+        parts.append(f"model {d['model']} {d.get('model_version', '')}".rstrip()
+                     + (f", {precision}" if precision else ""))
+    if d.get("rules"):
+        parts.append(f"rules {d['rules']}")
+    return f"{ep.detector} {ep.detector_version}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def _local_component(cfg: FhirConfig, code: str, text: str, value: dict[str, Any],
+                     *codings: dict[str, str]) -> dict[str, Any]:
+    return {"code": {"coding": [*codings, {"system": cfg.code_system, "code": code}],
+                     "text": text}, **value}
+
+
+def _decision_components(ep: Episode, cfg: FhirConfig) -> list[dict[str, Any]]:
+    """What the decision rested on, for a clinician to judge it (issue 14 item 5).
+
+    The RR intervals and beat classes the rule or model saw (``details["evidence"]``,
+    written by the AF and ventricular-run steps), how usable the signal was, and
+    whether the quality gate downgraded the alarm. RR intervals are irregular in
+    time, so they travel as a list in ms (``valueString``), not as SampledData.
+    """
+    d, ev = ep.details, ep.details.get("evidence") or {}
+    out: list[dict[str, Any]] = []
+    if ev.get("rr_ms"):
+        out.append(_local_component(
+            cfg, "rr-intervals", "RR intervals the decision was made on (ms, in order)",
+            {"valueString": " ".join(str(int(v)) for v in ev["rr_ms"])},
+            {"system": MDC, "code": RR_INTERVAL.code, "display": RR_INTERVAL.display}))
+    if ev.get("beat_labels"):
+        out.append(_local_component(
+            cfg, "beat-classes", "classes of the beats those intervals join "
+            "(AAMI: N normal, S supraventricular, V ventricular, F fusion, Q unclassified)",
+            {"valueString": str(ev["beat_labels"])}))
+    if "rr_excluded_ectopic" in ev:
+        out.append(_local_component(
+            cfg, "rr-excluded", "RR intervals left out next to ectopic beats",
+            {"valueInteger": int(ev["rr_excluded_ectopic"])}))
+    usable = d.get("usable_signal_fraction")
+    if usable is not None:
+        out.append(_local_component(
+            cfg, "usable-signal", "share of the episode's signal of usable quality",
+            {"valueQuantity": _quantity(100.0 * float(usable), "%")}))
+    elif d.get("mean_quality") is not None:
+        out.append(_local_component(
+            cfg, "signal-quality", "mean signal quality index over the episode (0 to 1)",
+            {"valueQuantity": _quantity(float(d["mean_quality"]), "1")}))
+    if d.get("downgraded_from"):
+        out.append(_local_component(
+            cfg, "downgraded-from", "alarm priority before the signal-quality gate "
+            "downgraded it (mostly unusable signal)", {"valueString": str(d["downgraded_from"])}))
+    return out
 
 
 def _sampled(samples: np.ndarray, fs: float, unit: str, max_samples: int) -> dict[str, Any]:
@@ -393,7 +453,7 @@ def news2_resources(ep: Episode, revision: int, cfg: FhirConfig
         "subject": patient_reference(cfg),
         "effectiveDateTime": iso(ep.onset),
         "valueInteger": int(d["score"]),
-        "method": {"text": f"{ep.detector} {ep.detector_version}"},
+        "method": {"text": _method_text(ep)},
         "device": dev,
     }
     if components:
